@@ -1,0 +1,193 @@
+"""Command line: ``campaign {hmc,exact,measure,train,sample} ...``.
+
+The Snakemake scripts call the same library functions; this module only parses
+arguments, and turns user errors into one line on stderr with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+from .errors import CampaignError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints usage plus the error; a campaign log wants exactly one line."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = nonnegative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a number > 0, got 0")
+    return value
+
+
+def lattice_size(text: str) -> int:
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"lattice size L must be >= 2, got {value}")
+    return value
+
+
+GROUP_CHOICES = ("u1", "su2", "u2")
+
+
+def add_common_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
+    p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+# ------------------------------------------------------------------- commands
+def cmd_hmc(args) -> int:
+    from .hmc import generate_ensemble
+
+    generate_ensemble(
+        args.out, args.group, args.beta, args.L, args.n_configs,
+        chains=args.chains, therm=args.therm, sep=args.sep, n_leapfrog=args.n_leapfrog,
+        trajectory_length=args.trajectory_length, integrator=args.integrator,
+        target_acceptance=args.target_acceptance, seed=args.seed, device=args.device,
+        dtype=args.dtype, checkpoint_interval=args.checkpoint_interval,
+        progress=not args.quiet,
+    )
+    return 0
+
+
+def cmd_exact(args) -> int:
+    from .exact import exact_observables
+
+    print(json.dumps(exact_observables(args.group, args.beta, args.L, args.max_loop), indent=1))
+    return 0
+
+
+def cmd_measure(args) -> int:
+    from .analysis import measure_file
+
+    summary = measure_file(args.file, args.out, max_loop=args.max_loop, summary_path=args.summary)
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .training import train_from_args
+
+    train_from_args(args)
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from .sampler import sample_from_args
+
+    sample_from_args(args)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="campaign", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    p = sub.add_parser("hmc", help="generate an HMC ensemble")
+    p.add_argument("--group", required=True, choices=GROUP_CHOICES)
+    p.add_argument("--beta", required=True, type=nonnegative_float)
+    p.add_argument("--L", required=True, type=lattice_size)
+    p.add_argument("--n-configs", required=True, type=positive_int)
+    p.add_argument("--out", required=True)
+    p.add_argument("--chains", type=positive_int, default=4)
+    p.add_argument("--therm", type=nonnegative_int, default=200, help="thermalisation trajectories per chain")
+    p.add_argument("--sep", type=positive_int, default=5, help="trajectories between stored configurations")
+    p.add_argument("--n-leapfrog", type=positive_int, default=None,
+                   help="integration steps per trajectory (default: tuned during thermalisation)")
+    p.add_argument("--trajectory-length", type=positive_float, default=1.0)
+    p.add_argument("--integrator", choices=("leapfrog", "omelyan"), default="omelyan")
+    p.add_argument("--target-acceptance", type=positive_float, default=0.8)
+    p.add_argument("--checkpoint-interval", type=positive_float, default=60.0, help="seconds between checkpoints")
+    add_common_device(p)
+    p.set_defaults(func=cmd_hmc)
+
+    p = sub.add_parser("exact", help="exact finite-torus observables as JSON")
+    p.add_argument("--group", required=True, choices=GROUP_CHOICES)
+    p.add_argument("--beta", required=True, type=nonnegative_float)
+    p.add_argument("--L", required=True, type=lattice_size)
+    p.add_argument("--max-loop", type=positive_int, default=None)
+    p.set_defaults(func=cmd_exact)
+
+    p = sub.add_parser("measure", help="measure observables of an ensemble or sample file")
+    p.add_argument("file")
+    p.add_argument("--out", required=True, help="per-configuration table (.csv or .parquet)")
+    p.add_argument("--summary", default=None, help="also write the JSON summary here")
+    p.add_argument("--max-loop", type=positive_int, default=None)
+    p.set_defaults(func=cmd_measure)
+
+    for name, module, adder, func, help_text in (
+        ("train", "training", "add_train_arguments", cmd_train,
+         "train a gauge-equivariant diffusion model on one ensemble"),
+        ("sample", "sampler", "add_sample_arguments", cmd_sample,
+         "MAALA sampling with a trained model at (beta, L)"),
+    ):
+        import importlib
+
+        try:
+            add_arguments = getattr(importlib.import_module(f"campaign.{module}"), adder)
+        except (ImportError, AttributeError):  # stage still under construction
+            continue
+        p = sub.add_parser(name, help=help_text)
+        add_arguments(p)
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CampaignError as exc:
+        print(f"campaign {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, NotImplementedError) as exc:
+        print(f"campaign {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"campaign {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

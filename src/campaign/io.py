@@ -1,0 +1,264 @@
+"""Files: HDF5 ensembles, checkpoints, provenance.  The only module that touches HDF5 and
+model files.
+
+Ensemble/sample HDF5 layout (DESIGN.md):
+  links    complex (n_configs, 2, L, L, N, N), one chunk per configuration, compressed
+  chain    int (n_configs,)  which Markov chain (or independent stream) produced it
+  step     int (n_configs,)  trajectory / step index within that chain
+  history/ per-trajectory or per-level diagnostics (arrays, first axis = time)
+  attrs    group, beta, L, algorithm, seed, created, campaign_version, ... parameters
+Configurations are stored in production order: measurement-major, chain-minor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+import platform
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .errors import CampaignError
+
+REQUIRED_ATTRS = ("group", "beta", "L", "algorithm")
+
+
+class EnsembleFileError(CampaignError):
+    """A missing, truncated, foreign or mismatched ensemble file."""
+
+
+# ------------------------------------------------------------------ atomic writes
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None):
+    """Yield a temporary path beside ``path``; move it into place only on success, so a
+    killed job never leaves a half-written output under the final name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent
+    )
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def save_torch_atomic(obj, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_torch(path: str | os.PathLike, what: str = "checkpoint"):
+    path = Path(path)
+    if not path.exists():
+        raise CampaignError(f"{what} file not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated / foreign pickle
+        raise CampaignError(f"cannot read {what} file {path}: {type(exc).__name__}: {exc}") from None
+
+
+# -------------------------------------------------------------------- provenance
+def _git_commit() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=5,
+        )
+        if out.returncode == 0:
+            dirty = subprocess.run(
+                ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True, text=True, timeout=5,
+            ).stdout.strip()
+            return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return "unknown"
+
+
+def provenance() -> dict:
+    """Who, when and with what code an output was made."""
+    return {
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "campaign_version": __version__,
+        "code_commit": _git_commit(),
+        "torch_version": str(torch.__version__),
+        "python_version": platform.python_version(),
+        "host": socket.gethostname(),
+    }
+
+
+# --------------------------------------------------------------------- ensembles
+@dataclass
+class Ensemble:
+    links: torch.Tensor | None
+    attrs: dict
+    history: dict = field(default_factory=dict)
+    chain: np.ndarray | None = None
+    step: np.ndarray | None = None
+    path: str | None = None
+
+    @property
+    def group(self) -> str:
+        return str(self.attrs["group"])
+
+    @property
+    def beta(self) -> float:
+        return float(self.attrs["beta"])
+
+    @property
+    def L(self) -> int:
+        return int(self.attrs["L"])
+
+    @property
+    def n_configs(self) -> int:
+        return int(self.attrs.get("n_configs", len(self.chain) if self.chain is not None else 0))
+
+    @property
+    def n_chains(self) -> int:
+        return int(len(np.unique(self.chain))) if self.chain is not None and len(self.chain) else 1
+
+
+def _attr_value(v):
+    if isinstance(v, (np.generic,)):
+        return v.item()
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return v
+
+
+def _clean_attr(v):
+    if v is None:
+        return "none"
+    if isinstance(v, str):  # str subclasses (torch's version string) confuse h5py
+        return str.__str__(v)
+    if isinstance(v, (list, tuple)):
+        return np.asarray(v)
+    if isinstance(v, dict):
+        import json
+
+        return json.dumps(v)
+    return v
+
+
+def write_ensemble(
+    path: str | os.PathLike,
+    links,
+    attrs: dict,
+    history: dict | None = None,
+    chain=None,
+    step=None,
+) -> Path:
+    """Write an ensemble atomically (the file appears only once complete)."""
+    import h5py
+
+    links = links.detach().cpu().numpy() if torch.is_tensor(links) else np.asarray(links)
+    if links.ndim != 6 or links.shape[1] != 2 or links.shape[2] != links.shape[3]:
+        raise ValueError(f"links must have shape (n, 2, L, L, N, N), got {links.shape}")
+    n = links.shape[0]
+    chain = np.zeros(n, dtype=np.int64) if chain is None else np.asarray(chain, dtype=np.int64)
+    step = np.arange(n, dtype=np.int64) if step is None else np.asarray(step, dtype=np.int64)
+    all_attrs = {**provenance(), **attrs, "n_configs": n}
+    for key in REQUIRED_ATTRS:
+        if key not in all_attrs:
+            raise ValueError(f"ensemble attrs lack {key!r}")
+    path = Path(path)
+    with atomic_path(path, suffix=".h5") as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset(
+                "links", data=links, chunks=(1, *links.shape[1:]) if n else None,
+                compression="gzip", compression_opts=1, shuffle=True,
+            )
+            f.create_dataset("chain", data=chain)
+            f.create_dataset("step", data=step)
+            h = f.create_group("history")
+            for key, value in (history or {}).items():
+                h.create_dataset(key, data=np.asarray(value))
+            for key, value in all_attrs.items():
+                f.attrs[key] = _clean_attr(value)
+    return path
+
+
+def _open_h5(path: Path):
+    import h5py
+
+    if not path.exists():
+        raise EnsembleFileError(f"ensemble file not found: {path}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        reason = str(exc).split("(")[0].strip().rstrip(",") or type(exc).__name__
+        raise EnsembleFileError(f"{path} is not a readable HDF5 ensemble (truncated or corrupt?): {reason}") from None
+
+
+def read_ensemble_attrs(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    with _open_h5(path) as f:
+        _check_layout(f, path)
+        return {k: _attr_value(v) for k, v in f.attrs.items()}
+
+
+def _check_layout(f, path: Path) -> None:
+    missing = [k for k in REQUIRED_ATTRS if k not in f.attrs]
+    if "links" not in f or missing:
+        what = "dataset 'links'" if "links" not in f else f"attributes {missing}"
+        raise EnsembleFileError(f"{path} is not a campaign ensemble (no {what})")
+
+
+def read_ensemble(
+    path: str | os.PathLike,
+    *,
+    group: str | None = None,
+    L: int | None = None,
+    load_links: bool = True,
+    configs: slice | None = None,
+    device=None,
+    dtype=None,
+) -> Ensemble:
+    """Read an ensemble, checking that it is one of ours and, if given, matches ``group``
+    and ``L``.  Raises EnsembleFileError with a one-line message otherwise."""
+    path = Path(path)
+    with _open_h5(path) as f:
+        _check_layout(f, path)
+        attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
+        if group is not None and str(attrs["group"]) != str(group):
+            raise EnsembleFileError(f"{path} holds group {attrs['group']!r}, expected {group!r}")
+        if L is not None and int(attrs["L"]) != int(L):
+            raise EnsembleFileError(f"{path} has L={attrs['L']}, expected L={L}")
+        dset = f["links"]
+        shape = dset.shape
+        lat = int(attrs["L"])
+        if len(shape) != 6 or shape[1:4] != (2, lat, lat):
+            raise EnsembleFileError(f"{path}: links shape {shape} does not match L={lat}")
+        try:
+            sel = configs if configs is not None else slice(None)
+            links = torch.from_numpy(dset[sel]) if load_links else None
+            chain = f["chain"][sel] if "chain" in f else np.zeros(shape[0], dtype=np.int64)
+            step = f["step"][sel] if "step" in f else np.arange(shape[0])
+            history = {k: v[()] for k, v in f["history"].items()} if "history" in f else {}
+        except (OSError, KeyError) as exc:
+            raise EnsembleFileError(f"{path} is truncated or corrupt: {exc}") from None
+    if links is not None:
+        if dtype is not None:
+            from .groups import complex_dtype
+
+            links = links.to(complex_dtype(dtype))
+        if device is not None:
+            links = links.to(device)
+    attrs.setdefault("n_configs", shape[0])
+    return Ensemble(links=links, attrs=attrs, history=history, chain=chain, step=step, path=str(path))
