@@ -154,25 +154,31 @@ class Group:
         return torch.linalg.matrix_exp(x)
 
     def log(self, u: torch.Tensor) -> torch.Tensor:
-        """Principal logarithm into the algebra (inverse of exp near the identity)."""
+        """Principal logarithm into the algebra (eigenphases in [-pi, pi])."""
         if self.N == 1:
             return 1j * torch.angle(u).to(u.dtype)
-        phase = torch.ones_like(u[..., 0, 0])
+        eye = torch.eye(2, dtype=u.dtype, device=u.device)
+        half = torch.zeros_like(u[..., 0, 0].real)
         if not self.special:
             det = u[..., 0, 0] * u[..., 1, 1] - u[..., 0, 1] * u[..., 1, 0]
             half = 0.5 * torch.angle(det)
-            phase = torch.exp(1j * half.to(u.dtype))
-            u = u / phase[..., None, None]
-        # u in SU(2): u = cos t 1 + sin t (n . i sigma)
-        cos_t = (trace(u).real / 2).clamp(-1, 1)
-        t = torch.arccos(cos_t)
+            u = u * torch.exp(-1j * half.to(u.dtype))[..., None, None]
+        # u in SU(2): u = cos t 1 + (sin t / t) X_s with eigenphases +-t, t in [0, pi]
+        t = torch.arccos((trace(u).real / 2).clamp(-1, 1))
         xs = 0.5 * (u - dagger(u))
+        if not self.special:
+            # U(2) = (U(1) x SU(2)) / Z2: (half, u) and (half -+ pi, -u) are the same
+            # element; the principal branch has eigenphases half +- t within [-pi, pi]
+            flip = half.abs() + t > math.pi
+            half = torch.where(flip, half - math.pi * torch.sign(half), half)
+            t = torch.where(flip, math.pi - t, t)
+            xs = torch.where(flip[..., None, None], -xs, xs)
         sin_t = torch.sin(t)
         small = sin_t.abs() < 1e-8
         factor = torch.where(small, torch.ones_like(t), t / torch.where(small, torch.ones_like(t), sin_t))
         x = factor[..., None, None].to(u.dtype) * xs
         if not self.special:
-            x = x + torch.log(phase)[..., None, None] * torch.eye(2, dtype=u.dtype, device=u.device)
+            x = x + (1j * half.to(u.dtype))[..., None, None] * eye
         return x
 
     def haar(self, shape, generator=None, dtype=torch.float64, device=None) -> torch.Tensor:

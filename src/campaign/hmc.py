@@ -25,6 +25,7 @@ import torch
 from .errors import CampaignError
 from .fields import LinkField, field_for
 from .groups import get_group
+from .progress import Progress
 
 OMELYAN_LAMBDA = 0.1931833275037836
 INTEGRATORS = ("leapfrog", "omelyan")
@@ -147,33 +148,6 @@ class StepSizeController:
         self.log_eps += gain * (mean_accept_prob - self.target)
         self.log_eps = min(self.log_eps, math.log(self.trajectory_length))
         self.n_steps = max(1, math.ceil(self.trajectory_length / math.exp(self.log_eps)))
-
-
-class Progress:
-    """A progress line on stderr at most every ``every`` seconds (and at the end)."""
-
-    def __init__(self, label: str, total: int, enabled: bool = True, every: float = 5.0):
-        self.label, self.total, self.enabled, self.every = label, total, enabled, every
-        self.start = time.monotonic()
-        self.last = -math.inf
-
-    def update(self, done: int, extra: str = "", force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if not force and now - self.last < self.every:
-            return
-        self.last = now
-        elapsed = now - self.start
-        rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - done) / rate if rate > 0 else math.inf
-        frac = done / self.total if self.total else 1.0
-        bar = "#" * int(20 * frac)
-        eta_txt = f"{eta:6.0f}s" if math.isfinite(eta) else "     ?"
-        print(
-            f"{self.label} [{bar:<20}] {done}/{self.total} {rate:.1f}/s eta {eta_txt} {extra}",
-            file=sys.stderr, flush=True,
-        )
 
 
 def _parts_dir(out: Path) -> Path:
@@ -362,8 +336,9 @@ class HMCRun:
             if progress:
                 bar.update(
                     self.trajectories_done,
-                    f"acc={float(diag['accept_prob'].mean()):.2f} plaq={float(diag['plaquette'].mean()):.4f} "
-                    f"n_md={self.controller.n_steps}" + (" (therm)" if thermalising else ""),
+                    lambda: f"acc={float(diag['accept_prob'].mean()):.2f} "
+                    f"plaq={float(diag['plaquette'].mean()):.4f} n_md={self.controller.n_steps}"
+                    + (" (therm)" if thermalising else ""),
                 )
         self._checkpoint()
         bar.update(self.trajectories_done, "done", force=True)
