@@ -1,0 +1,258 @@
+"""Figures from a small synthetic campaign table (full and partial campaigns).
+
+``build_fixture(directory)`` makes a plausible campaign: U(1), SU(2), U(2) at several
+couplings and two volumes, HMC (topology freezing at large beta) and diffusion + MAALA
+(independent samples, trained at beta0 on L0 = 8), per-configuration tables for the
+topology figure and training loss logs.  Running this file as a script writes the fixture
+figures to results/figures-fixture/.
+"""
+
+import math
+import sys
+import types
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import ive
+
+from campaign.analysis import TABLE_COLUMNS, write_table
+from campaign.figures import FIGURES, captions, choose_L, make_figures
+
+BETAS = (1.0, 2.0, 4.0, 6.0)
+BETA0 = {"u1": 1.0, "su2": 2.0, "u2": 2.0}
+LS = (8, 16)
+MAX_LOOP = 4
+
+
+def _u1_w(beta):
+    return ive(1, beta) / ive(0, beta)
+
+
+def _w(group, beta, area):
+    if group == "u1":
+        return _u1_w(beta) ** area
+    if group == "su2":
+        return (ive(2, beta) / ive(1, beta)) ** area
+    return (_u1_w(beta / 2) * ive(2, beta) / ive(1, beta)) ** (area / 2)
+
+
+def _chi(group, beta):
+    """Infinite-volume U(1) chi_t = <phi^2>/(4 pi^2), phi ~ exp(beta cos phi); U(2): beta/2."""
+    b = beta if group == "u1" else beta / 2
+    phi = np.linspace(-np.pi, np.pi, 4001)
+    w = np.exp(b * (np.cos(phi) - 1))
+    return float(np.trapezoid(phi**2 * w, phi) / np.trapezoid(w, phi) / (4 * np.pi**2))
+
+
+def build_fixture(directory: Path, seed: int = 0, betas=BETAS, Ls=LS, max_loop=MAX_LOOP):
+    directory = Path(directory)
+    rng = np.random.default_rng(seed)
+    rows, per_config = [], []
+    for group in ("u1", "su2", "u2"):
+        for L in Ls:
+            for beta in betas:
+                for alg in ("hmc", "maala"):
+                    n = 2000
+                    table = str(directory / "measure" / group / alg / f"b{beta:g}_L{L}.csv")
+                    wall = (30.0 if alg == "hmc" else 80.0) * (L / 8) ** 2
+                    base = {
+                        "source": table.replace(".csv", ".json"), "file": table.replace(".csv", ".h5"),
+                        "table": table, "group": group, "beta": beta, "L": L, "algorithm": alg,
+                        "beta0": BETA0[group] if alg == "maala" else np.nan,
+                        "L0": 8 if alg == "maala" else np.nan, "independent": alg == "maala",
+                        "n_configs": n, "n_chains": 4 if alg == "hmc" else 1, "wall_time_s": wall,
+                    }
+
+                    def add(obs, value, error, exact, tau, dtau, R=np.nan, T=np.nan):
+                        n_eff = n / (2 * tau)
+                        rows.append({
+                            **base, "observable": obs, "R": R, "T": T, "area": R * T, "value": value,
+                            "error": error, "tau_int": tau, "tau_int_error": dtau, "n_eff": n_eff,
+                            "exact": exact, "pull": (value - exact) / error if np.isfinite(exact) else np.nan,
+                            "cost_per_independent_sample_s": wall / n_eff if obs not in ("acceptance",) else np.nan,
+                        })
+
+                    tau_p = (1.5 + 0.4 * beta) if alg == "hmc" else 0.5
+                    dtau_p = 0.1 * tau_p if alg == "hmc" else 0.0
+                    for r in range(1, max_loop + 1):
+                        for t in range(r, max_loop + 1):
+                            ex = _w(group, beta, r * t)
+                            err = 4e-3 * math.sqrt(max(ex, 0.01)) * 8 / L
+                            val = ex + err * rng.normal()
+                            add(f"W_{r}x{t}", val, err, ex, tau_p, dtau_p, r, t)
+                            if r == t == 1:
+                                add("plaquette", val, err, ex, tau_p, dtau_p)
+                    if group != "su2":
+                        chi = _chi(group, beta)
+                        frozen = alg == "hmc" and beta >= 4
+                        tau_q = 0.5 * math.exp(0.95 * beta) if alg == "hmc" else 0.5
+                        dtau_q = 0.15 * tau_q if alg == "hmc" else 0.0
+                        err_chi = chi * (0.06 + (0.3 if frozen else 0.0))
+                        val_chi = chi * (0.12 if frozen else 1.0) + err_chi * 0.5 * rng.normal()
+                        add("chi_t", val_chi, err_chi, chi, tau_q, dtau_q)
+                        q_err = math.sqrt(chi * L * L / (n / (2 * tau_q)))
+                        add("Q", q_err * rng.normal(), q_err, 0.0, tau_q, dtau_q)
+                        if beta == max(betas) and L == max(Ls):
+                            per_config.append(_per_config_table(Path(table), alg, chi * L * L, rng))
+                    if alg == "maala":
+                        acc = 0.92 * math.exp(-0.12 * abs(beta - BETA0[group])) * (8 / L) ** 0.4
+                        add("acceptance", acc, 0.01, np.nan, 0.5, 0.0)
+                    else:
+                        add("acceptance", 0.85 + 0.02 * rng.normal(), 0.005, np.nan, 0.6, 0.05)
+                        add("exp_minus_dH", 1 + 0.01 * rng.normal(), 0.01, 1.0, 0.6, 0.05)
+    df = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    losses = []
+    for group in ("u1", "su2", "u2"):
+        p = directory / "models" / group / f"dm_b{BETA0[group]:g}_L8_loss.csv"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        step = np.arange(0, 3000, 5)
+        loss = (0.6 + 2.5 / (1 + step / 150)) * (1 + 0.08 * rng.normal(size=len(step))) * (1 + 0.2 * len(losses))
+        pd.DataFrame({"step": step, "loss": loss, "lr": 1e-3}).to_csv(p, index=False)
+        losses.append(p)
+    return df, per_config, losses
+
+
+def _per_config_table(path: Path, alg: str, var_q: float, rng) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if alg == "hmc":  # frozen: rare tunnelling events, chain-minor storage
+        chains, n_meas = 4, 500
+        q = np.zeros((n_meas, chains))
+        for c in range(chains):
+            cur = int(rng.integers(-1, 2))
+            for i in range(n_meas):
+                if rng.uniform() < 0.004:
+                    cur += int(rng.choice([-1, 1]))
+                q[i, c] = cur
+        chain = np.tile(np.arange(chains), n_meas)
+        step = np.repeat(np.arange(1, n_meas + 1) * 10, chains)
+        q = q.ravel()
+    else:
+        q = np.round(rng.normal(0, math.sqrt(var_q), size=2000))
+        chain, step = np.zeros(2000, int), np.arange(2000)
+    pd.DataFrame({"config": np.arange(len(q)), "chain": chain, "step": step,
+                  "plaquette": 0.9 + 0.01 * rng.normal(size=len(q)), "Q": q.astype(int)}).to_csv(path, index=False)
+    return path
+
+
+# -------------------------------------------------------------------------- tests
+def _check_outputs(out, outdir):
+    assert set(out) == set(FIGURES)
+    for name, paths in out.items():
+        assert paths, name
+        for p in paths:
+            p = Path(p)
+            assert p.exists() and p.stat().st_size > 1000, p
+            head = p.read_bytes()[:8]
+            assert head.startswith(b"%PDF") if p.suffix == ".pdf" else head.startswith(b"\x89PNG"), p
+            assert (outdir / f"{p.stem}.rst").exists()
+
+
+@pytest.fixture(scope="module")
+def fixture(tmp_path_factory):
+    return build_fixture(tmp_path_factory.mktemp("campaign"), betas=(1.0, 4.0), max_loop=3)
+
+
+def test_full_campaign(fixture, tmp_path):
+    df, per_config, losses = fixture
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to complain about in a complete campaign
+        out = make_figures(df, tmp_path, per_config_tables=per_config, loss_logs=losses, exact_curves=False)
+    _check_outputs(out, tmp_path)
+    assert {p.name for p in out["beta_extrapolation"]} == {
+        f"beta_extrapolation_{g}.{f}" for g in ("u1", "su2", "u2") for f in ("pdf", "png")}
+    assert "L = 16" in (tmp_path / "wilson_loops.rst").read_text()
+
+
+def test_partial_campaign_hmc_only(fixture, tmp_path):
+    df = fixture[0]
+    hmc = df[(df.algorithm == "hmc") & df.group.isin(["u1", "su2"])]
+    path = tmp_path / "summary.csv"
+    write_table(hmc, path)  # also through a table file
+    out = make_figures(path, tmp_path / "figs", per_config_tables=[], loss_logs=[], exact_curves=False,
+                       formats=("png",))
+    assert set(out) == set(FIGURES)
+    for paths in out.values():
+        assert all(Path(p).stat().st_size > 1000 for p in paths)
+
+
+def test_su2_only_and_empty(fixture, tmp_path):
+    df = fixture[0]
+    out = make_figures(df[df.group == "su2"], tmp_path / "su2", exact_curves=False, formats=("png",))
+    assert [p.name for p in out["beta_extrapolation"]] == ["beta_extrapolation_su2.png"]
+    out = make_figures(pd.DataFrame(columns=TABLE_COLUMNS), tmp_path / "empty", exact_curves=False,
+                       formats=("png",), groups=["u1"])
+    assert set(out) == set(FIGURES)
+    assert [p.name for p in out["beta_extrapolation"]] == ["beta_extrapolation_u1.png"]
+
+
+def test_exact_curves_from_module_and_fallback(fixture, tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    import campaign.figures as figs
+
+    df = fixture[0]
+    df = figs._load_table(df[(df.group == "u1") & (df.L == 8)])
+    calls = []
+    fake = types.ModuleType("campaign.exact")
+
+    def plaquette(group, beta, L):
+        calls.append(("plaquette", group, beta, L))
+        return _w(group, beta, 1)
+
+    fake.plaquette = plaquette
+    fake.wilson_loop = lambda group, beta, L, R, T: _w(group, beta, R * T)
+    fake.chi_t = lambda group, beta, L: _chi(group, beta)
+    monkeypatch.setitem(sys.modules, "campaign.exact", fake)
+    figs._exact_curve.cache_clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = figs.fig_beta_extrapolation(df, "u1", exact_curves=True)
+    assert calls and calls[0][:2] == ("plaquette", "u1") and len(calls) == 40  # dense beta grid
+    # the dense curve is drawn: a line with 40 points on the plaquette panel
+    assert any(len(line.get_xdata()) == 40 for line in fig.axes[0].get_lines())
+    plt.close(fig)
+    # without exact values in the table, the Wilson-loop panel asks campaign.exact
+    no_exact = df.assign(exact=np.nan)
+    fig = figs.fig_wilson_loops(no_exact, 8, exact_curves=True)
+    assert any(line.get_label() == "exact" for line in fig.axes[0].get_lines())
+    plt.close(fig)
+
+    def broken(*args):
+        raise RuntimeError("not converged")
+
+    fake.plaquette = fake.wilson_loop = fake.chi_t = broken
+    figs._exact_curve.cache_clear()
+    figs._EXACT_WARNED.clear()
+    with pytest.warns(UserWarning, match="failed"):
+        fig = figs.fig_beta_extrapolation(df, "u1", exact_curves=True)
+    # falls back to the table's exact values at the measured betas
+    assert any(line.get_linestyle() == "--" for line in fig.axes[0].get_lines())
+    plt.close(fig)
+    figs._exact_curve.cache_clear()
+    monkeypatch.delitem(sys.modules, "campaign.exact")
+    monkeypatch.setattr(figs, "_exact_module", lambda: None)
+    fig = figs.fig_beta_extrapolation(df, "u1", exact_curves=True)  # module missing: no crash
+    plt.close(fig)
+    figs._exact_curve.cache_clear()
+
+
+def test_captions_and_choose_L(fixture):
+    df = fixture[0]
+    caps = captions(8)
+    assert {"wilson_loops", "maala_acceptance", "topology", "autocorrelation_cost", "training_loss",
+            "beta_extrapolation_u1", "beta_extrapolation_su2", "beta_extrapolation_u2"} <= set(caps)
+    assert all(len(c) > 40 for c in caps.values())
+    assert choose_L(df) == 16  # ties between L = 8 and 16 go to the larger
+    assert choose_L(df[df.L == 8]) == 8
+
+
+if __name__ == "__main__":  # fixture figures for inspection
+    root = Path(__file__).resolve().parents[1]
+    out_dir = root / "results" / "figures-fixture"
+    df, per_config, losses = build_fixture(root / "results" / "figures-fixture-data")
+    for name, paths in make_figures(df, out_dir, per_config_tables=per_config, loss_logs=losses,
+                                    exact_curves=False).items():
+        print(name, *[str(p) for p in paths])
