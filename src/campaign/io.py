@@ -46,8 +46,12 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
         prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent
     )
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         yield Path(tmp)
+        # mkstemp creates 0600; outputs are shared with other users and jobs
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -262,3 +266,67 @@ def read_ensemble(
             links = links.to(device)
     attrs.setdefault("n_configs", shape[0])
     return Ensemble(links=links, attrs=attrs, history=history, chain=chain, step=step, path=str(path))
+
+
+# ------------------------------------------------------------------------ models
+MODEL_FORMAT = "campaign-score-model"
+MODEL_FORMAT_VERSION = 1
+
+
+class ModelFileError(CampaignError):
+    """A missing, truncated, foreign or incompatible model file."""
+
+
+def save_model(path: str | os.PathLike, model, meta: dict | None = None) -> Path:
+    """Write a ``campaign.diffusion.ScoreModel`` atomically: weights, architecture, group,
+    beta0, L0, noise range and ``meta`` (training settings, provenance, ...), everything
+    ``load_model`` needs to rebuild it."""
+    payload = {
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        **model.config(),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "meta": {**provenance(), **(meta or {})},
+    }
+    path = Path(path)
+    save_torch_atomic(payload, path)
+    return path
+
+
+def load_model(path: str | os.PathLike, device=None, dtype=None):
+    """Rebuild a saved score model (eval mode; ``meta`` attribute holds the saved metadata).
+    ``dtype``: "float64"/"float32" or a torch dtype (default: as saved)."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"model file not found: {path}")
+    try:
+        obj = load_torch(path, what="model")
+    except CampaignError as exc:
+        raise ModelFileError(str(exc)) from None
+    if not isinstance(obj, dict) or obj.get("format") != MODEL_FORMAT:
+        raise ModelFileError(f"{path} is not a campaign score model file")
+    if int(obj.get("format_version", -1)) > MODEL_FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path} has model format version {obj.get('format_version')}, this campaign reads up to {MODEL_FORMAT_VERSION}"
+        )
+    from .diffusion import ScoreModel
+
+    try:
+        model = ScoreModel(obj["group"], obj["beta0"], obj["L0"], obj["sigma_min"], obj["sigma_max"], arch=obj["arch"])
+        state = obj["state_dict"]
+        saved_dtype = next(v.dtype for v in state.values() if v.is_floating_point())
+        model = model.to(saved_dtype)
+        model.load_state_dict(state)
+    except (KeyError, ValueError, RuntimeError, StopIteration, TypeError) as exc:
+        raise ModelFileError(f"{path} is a damaged or incompatible model file: {type(exc).__name__}: {exc}") from None
+    if dtype is not None:
+        if isinstance(dtype, str):
+            dtype = {"float64": torch.float64, "float32": torch.float32}.get(dtype)
+            if dtype is None:
+                raise ModelFileError("dtype must be float64 or float32")
+        model = model.to(dtype)
+    if device is not None:
+        model = model.to(device)
+    model.meta = obj.get("meta", {})
+    model.eval()
+    return model

@@ -1,0 +1,114 @@
+"""Training throughput and peak memory of the default score model, per group and L.
+
+    python benchmarks/train.py            # U(1), SU(2), U(2) at L = 16, 32; batch 16
+    python benchmarks/train.py --quick    # fewer steps, batch 8 (about a minute on 1 core)
+    python benchmarks/train.py --device cuda --dtype float32
+
+Each case runs ``campaign.training.train_model`` on a Haar-random ensemble in a fresh
+subprocess (so peak memory is per case): steps/s from the loss log's wall-time column
+(optimiser steps only, after ``--warmup`` steps), peak memory as the process's maximum
+RSS (CPU; also its growth during training) or ``torch.cuda.max_memory_allocated`` (GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def run_case(group: str, L: int, steps: int, warmup: int, batch: int, device: str, dtype: str,
+             threads: int, arch: dict) -> dict:
+    import torch
+
+    from campaign.groups import get_group
+    from campaign.io import write_ensemble
+    from campaign.training import train_model
+
+    torch.set_num_threads(threads)
+    g = get_group(group)
+    with tempfile.TemporaryDirectory() as tmp:
+        ens = os.path.join(tmp, "e.h5")
+        write_ensemble(ens, g.haar((32, 2, L, L), generator=torch.Generator().manual_seed(0)),
+                       {"group": group, "beta": 1.0, "L": L, "algorithm": "haar"})
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        if device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        train_model(ens, os.path.join(tmp, "m.pt"), steps=warmup + steps, batch_size=batch,
+                    device=device, dtype=dtype, progress=False, checkpoint_interval=1e9,
+                    loss_log=os.path.join(tmp, "loss.csv"), **arch)
+        total = time.perf_counter() - t0
+        with open(os.path.join(tmp, "loss.csv")) as f:
+            wall = [float(r["wall_time"]) for r in csv.DictReader(f)]
+    timed = wall[-1] - wall[warmup - 1] if warmup else wall[-1]
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = {
+        "group": group, "L": L, "batch": batch, "steps_per_s": steps / timed,
+        "configs_per_s": steps * batch / timed, "total_s": total,
+        "peak_rss_mb": rss1 / 1024, "train_rss_growth_mb": (rss1 - rss0) / 1024,
+    }
+    if device.startswith("cuda"):
+        out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--groups", nargs="+", default=["u1", "su2", "u2"])
+    p.add_argument("--L", nargs="+", type=int, default=[16, 32])
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float64")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--channels", type=int, default=None)
+    p.add_argument("--layers", type=int, default=None)
+    p.add_argument("--kernel-size", type=int, default=None)
+    p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--case", default=None, help=argparse.SUPPRESS)  # internal: one case as JSON
+    a = p.parse_args(argv)
+    steps = a.steps or (4 if a.quick else 20)
+    batch = a.batch_size or (8 if a.quick else 16)
+    arch = {k: v for k, v in (("channels", a.channels), ("layers", a.layers), ("kernel_size", a.kernel_size)) if v}
+    if a.case:
+        group, L = a.case.split(":")
+        print(json.dumps(run_case(group, int(L), steps, a.warmup, batch, a.device, a.dtype, a.threads, arch)))
+        return 0
+    rows = []
+    for group in a.groups:
+        for L in a.L:
+            cmd = [sys.executable, __file__, "--case", f"{group}:{L}", "--steps", str(steps),
+                   "--warmup", str(a.warmup), "--batch-size", str(batch), "--device", a.device,
+                   "--dtype", a.dtype, "--threads", str(a.threads)]
+            for k, v in arch.items():
+                cmd += [f"--{k.replace('_', '-')}", str(v)]
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode:
+                print(f"{group} L={L} failed:\n{r.stderr}", file=sys.stderr)
+                continue
+            rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
+            print(f"  done {group} L={L}", file=sys.stderr, flush=True)
+    mem = "cuda_peak_mb" if a.device.startswith("cuda") else "train_rss_growth_mb"
+    print(f"training benchmark: device={a.device} dtype={a.dtype} threads={a.threads} batch={batch} "
+          f"steps={steps} arch={arch or 'default'}")
+    print(f"{'group':6} {'L':>4} {'steps/s':>9} {'configs/s':>10} {'ms/step':>9} {'peak RSS MB':>12} {mem:>20}")
+    for r in rows:
+        print(f"{r['group']:6} {r['L']:>4} {r['steps_per_s']:>9.2f} {r['configs_per_s']:>10.1f} "
+              f"{1000 / r['steps_per_s']:>9.1f} {r['peak_rss_mb']:>12.0f} {r[mem]:>20.0f}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
