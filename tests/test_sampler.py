@@ -3,7 +3,6 @@ observables with poor scores), a good score raises acceptance, files resume afte
 the CLI validates its input."""
 
 import math
-import os
 import signal
 import subprocess
 import sys

@@ -1,21 +1,66 @@
 """Representations of a batch of gauge fields for molecular dynamics.
 
 HMC only needs the action, the force, the drift q -> exp(eps p) q, momenta and kinetic
-energy; how the links are stored is free.  ``MatrixField`` works for every group with
-complex N x N matrices; ``U1AngleField`` stores U(1) links as angles, where the drift is
-an addition and the force two sines, several times faster and free of unitarity drift.
-All tensors carry the chain axis first: q has shape (chains, 2, L, L, ...).
+energy; how the links are stored is free.  Every representation here is exact (the same
+action, force and trajectory as the generic one up to rounding); they differ in speed:
+
+* ``MatrixField`` -- any group, complex N x N matrices (the reference).
+* ``U1AngleField`` -- U(1) links as angles: the drift is an addition, the force one sine
+  per plaquette, no unitarity drift.
+* ``SU2QuaternionField`` -- SU(2) links as unit quaternions ``a0 1 + i a.sigma`` stored as
+  real component planes: products, daggers, the projection to the algebra and the
+  exponential are a few real multiply-adds.
+* ``U2QuaternionField`` -- U(2) links as ``exp(i phi) Q`` with Q a unit quaternion: the
+  U(1) phase is an angle, the SU(2) part as above.  (phi, Q) and (phi + pi, -Q) are the
+  same link; nothing depends on the choice.
+
+Shapes (real tensors, chain axis first like every other batch in the package):
+
+==================  ====================  ===============================
+field               q                     p (algebra coordinates)
+==================  ====================  ===============================
+U1AngleField        (chains, 2, L, L)     (chains, 2, L, L)
+SU2QuaternionField  (chains, 2, 4, L, L)  (chains, 2, 3, L, L)
+U2QuaternionField   (chains, 2, 5, L, L)  (chains, 2, 4, L, L)
+==================  ====================  ===============================
+
+Quaternion components are (a0, a1, a2, a3) of ``campaign.groups.quaternion_to_su2``; the
+fifth U(2) component is phi.  Momenta are the coordinates ``p_a`` of ``sum_a p_a T_a`` in
+the orthonormal basis of ``Group.basis`` and are drawn from the generator in the same
+order as ``MatrixField`` draws them, so the same seed gives the same trajectory in every
+representation.
+
+Memory layout: the fast fields create their tensors with the chain axis innermost in
+memory (``chains_last``: a permuted view of a ``(2, [components,] L, L, chains)``
+buffer), so that every lattice shift moves whole contiguous rows of chains and the
+compiled kernels vectorise over chains without wrap-around index arithmetic.  This is a
+pure performance matter: every method accepts any strides, elementwise torch ops keep
+the layout, and with one chain it coincides with the contiguous one.
+
+Speed: the per-step kernels (force, drift, action) are pure tensor functions.  On large
+enough problems they run through ``torch.compile`` (inductor fuses each into one or two
+C++/OpenMP or Triton loops; on CPU sines and cosines become range-reduced polynomials,
+exact to a few ulp); they run eagerly for small problems, for inputs that require grad,
+and whenever compilation is unavailable or fails (one warning, then eager for the rest
+of the process).  Environment variable ``CAMPAIGN_COMPILE``: ``auto`` (default: compile
+from ``COMPILE_MIN_LINKS`` links x chains on), ``1``/``always``, ``0``/``never``.
+Nothing in the molecular-dynamics step synchronises with the host.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import warnings
 
 import torch
 
 from .actions import force_from_plaquettes, plaquette_action_density
-from .groups import U1, Group, complex_dtype, matmul, trace
+from .groups import SU2, U1, U2, Group, complex_dtype, matmul, quaternion_to_su2, trace
 from .lattice import plaquettes
+
+SQRT1_2 = 1.0 / math.sqrt(2.0)
+COMPILE_MIN_LINKS = 8192  # links x chains from which "auto" compiles (L=16 x 16 chains)
 
 
 class LinkField:
@@ -28,6 +73,10 @@ class LinkField:
 
     def broadcast(self, mask: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         return mask.reshape(mask.shape + (1,) * (q.ndim - mask.ndim))
+
+    def compiles(self, q: torch.Tensor) -> bool:
+        """Whether the molecular-dynamics kernels for a state like q run compiled."""
+        return False
 
 
 class MatrixField(LinkField):
@@ -66,56 +115,447 @@ class MatrixField(LinkField):
         return (trace(plaquettes(q)).real / self.group.N).mean((-1, -2))
 
 
-class U1AngleField(LinkField):
+# ---------------------------------------------------------------- compilation
+_INDUCTOR_OPTIONS: dict = {}
+_compile_disabled_reason: str | None = None
+
+
+def compile_mode() -> str:
+    mode = os.environ.get("CAMPAIGN_COMPILE", "auto").strip().lower()
+    if mode in ("0", "no", "off", "false", "never"):
+        return "never"
+    if mode in ("1", "yes", "on", "true", "always"):
+        return "always"
+    return "auto"
+
+
+def compile_disabled_reason() -> str | None:
+    """Why compilation was switched off in this process (None while it works)."""
+    return _compile_disabled_reason
+
+
+class _Kernel:
+    """A pure tensor function run through torch.compile when asked, eagerly otherwise.
+
+    If the compiled call raises where the eager call succeeds, compilation is broken here
+    (no C++ compiler, no Triton, unsupported Python): warn once and stay eager for the
+    rest of the process.  An error the eager call raises too is the caller's and is
+    re-raised unchanged."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.name = fn.__name__.lstrip("_")
+        self._compiled = None
+
+    def __call__(self, use_compiled: bool, *args):
+        global _compile_disabled_reason
+        if not use_compiled or _compile_disabled_reason is not None:
+            return self.fn(*args)
+        try:
+            if self._compiled is None:
+                self._compiled = torch.compile(self.fn, options=_INDUCTOR_OPTIONS)
+            return self._compiled(*args)
+        except Exception as exc:  # noqa: BLE001 - decided below by the eager call
+            out = self.fn(*args)  # raises the caller's own errors
+            msg = str(exc).strip().splitlines()
+            _compile_disabled_reason = f"{type(exc).__name__}: {msg[0] if msg else ''}"
+            warnings.warn(
+                f"campaign.fields: torch.compile failed for {self.name} "
+                f"({_compile_disabled_reason[:300]}); running eagerly from now on",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return out
+
+
+# ---------------------------------------------------------------- layout
+def chains_last(t: torch.Tensor) -> torch.Tensor:
+    """Same values and shape (chain axis first), chain axis innermost in memory."""
+    return t.movedim(0, -1).contiguous().movedim(-1, 0)
+
+
+def _phys(t):
+    """View with the chain axis last: (..., x, y, chains); contiguous for chains_last t."""
+    return t.movedim(0, -1)
+
+
+def _up(f, mu):
+    """f(x + mu_hat) for a field laid out (..., x, y, chains)."""
+    return torch.roll(f, -1, f.ndim - 3 + mu)
+
+
+def _down(f, mu):
+    """f(x - mu_hat)"""
+    return torch.roll(f, 1, f.ndim - 3 + mu)
+
+
+# ------------------------------------------------- sin / cos inside compiled kernels
+# On CPU inductor calls SLEEF's 1-ulp sin/cos, several times slower than the rest of a
+# kernel; a Cody-Waite reduction to [-pi/2, pi/2] and a Taylor polynomial (truncation
+# below 1e-17 in float64, 1e-9 in float32) costs a dozen fused multiply-adds.  Eager
+# code and other devices use torch.sin / torch.cos.
+def _poly_wanted(x) -> bool:
+    return x.device.type == "cpu" and torch.compiler.is_compiling()
+
+
+def _reduce(t):
+    """(r, flip) with t = 2 pi k +- r... : sin t = sin r, cos t = (-1 if flip) cos r, |r| <= pi/2."""
+    k = torch.round(t * (0.5 / math.pi))
+    r = (t - k * 6.283185307179586) - k * 2.4492935982947064e-16
+    hi, lo = r > 0.5 * math.pi, r < -0.5 * math.pi
+    r = torch.where(hi, (3.141592653589793 - r) + 1.2246467991473532e-16, r)
+    r = torch.where(lo, (-3.141592653589793 - r) - 1.2246467991473532e-16, r)
+    return r, hi | lo
+
+
+def _horner(x2, coeffs):
+    acc = coeffs[-1]
+    for c in reversed(coeffs[:-1]):
+        acc = acc * x2 + c
+    return acc
+
+
+def _taylor(dtype):
+    n_sin, n_cos = (11, 12) if dtype == torch.float64 else (7, 8)
+    s = [(-1) ** k / math.factorial(2 * k + 1) for k in range(n_sin)]  # sin r = r S(r^2)
+    c = [(-1) ** k / math.factorial(2 * k) for k in range(n_cos)]  # cos r = C(r^2)
+    return s, c
+
+
+def _sin(x):
+    if not _poly_wanted(x):
+        return torch.sin(x)
+    s, _ = _taylor(x.dtype)
+    r, _ = _reduce(x)
+    return r * _horner(r * r, s)
+
+
+def _cos(x):
+    if not _poly_wanted(x):
+        return torch.cos(x)
+    _, c = _taylor(x.dtype)
+    r, flip = _reduce(x)
+    v = _horner(r * r, c)
+    return torch.where(flip, -v, v)
+
+
+def _cos_sinc(t):
+    """cos t and sin(t) / t for t >= 0."""
+    if not _poly_wanted(t):
+        return torch.cos(t), torch.sinc(t * (1 / math.pi))
+    s, c = _taylor(t.dtype)
+    r, flip = _reduce(t)
+    r2 = r * r
+    cos = _horner(r2, c)
+    sr = _horner(r2, s)  # sin(r) / r
+    small = t <= 0.5 * math.pi  # then r = t exactly
+    return torch.where(flip, -cos, cos), torch.where(small, sr, r * sr / torch.where(small, 1.0, t))
+
+
+# ---------------------------------------------------------------- U(1) angles
+def _u1_plaquette_angles(t):
+    """theta_P from angles laid out (2, x, y, chains)."""
+    t0, t1 = t[0], t[1]
+    return t0 + _up(t1, 0) - _up(t0, 1) - t1
+
+
+def _u1_force(q, beta):
+    s = beta * _sin(_u1_plaquette_angles(_phys(q)))
+    return torch.stack((s - _down(s, 1), _down(s, 0) - s)).movedim(-1, 0)
+
+
+def _u1_density_sum(q):
+    return (1 - _cos(_u1_plaquette_angles(_phys(q)))).sum((0, 1))
+
+
+_U1_FORCE = _Kernel(_u1_force)
+_U1_DENSITY = _Kernel(_u1_density_sum)
+
+
+# ---------------------------------------------------------------- quaternions
+# A quaternion is a tuple (a0, a1, a2, a3) of equally shaped real tensors standing for
+# a0 1 + i (a1 sigma_1 + a2 sigma_2 + a3 sigma_3).  Then
+#   (a0, a)(b0, b) = (a0 b0 - a.b, a0 b + b0 a - a x b),   dagger (a0, a) = (a0, -a).
+def _qmul(a, b):
+    a0, a1, a2, a3 = a
+    b0, b1, b2, b3 = b
+    return (
+        a0 * b0 - a1 * b1 - a2 * b2 - a3 * b3,
+        a0 * b1 + b0 * a1 - a2 * b3 + a3 * b2,
+        a0 * b2 + b0 * a2 - a3 * b1 + a1 * b3,
+        a0 * b3 + b0 * a3 - a1 * b2 + a2 * b1,
+    )
+
+
+def _qmul_dagger(a, b):
+    """a b^dagger"""
+    a0, a1, a2, a3 = a
+    b0, b1, b2, b3 = b
+    return (
+        a0 * b0 + a1 * b1 + a2 * b2 + a3 * b3,
+        b0 * a1 - a0 * b1 + a2 * b3 - a3 * b2,
+        b0 * a2 - a0 * b2 + a3 * b1 - a1 * b3,
+        b0 * a3 - a0 * b3 + a1 * b2 - a2 * b1,
+    )
+
+
+def _conjugate_vector(v, p):
+    """Vector part of v^dagger (0, p) v for a unit quaternion v and a 3-vector p: the
+    adjoint action V^dagger X V on the su(2) element X = i p.sigma."""
+    v0, v1, v2, v3 = v
+    p1, p2, p3 = p
+    # t = (0, p) v
+    t0 = -(p1 * v1 + p2 * v2 + p3 * v3)
+    t1 = v0 * p1 - p2 * v3 + p3 * v2
+    t2 = v0 * p2 - p3 * v1 + p1 * v3
+    t3 = v0 * p3 - p1 * v2 + p2 * v1
+    # v^dagger t, vector part: v0 t - t0 v + v x t
+    return (
+        v0 * t1 - t0 * v1 + v2 * t3 - v3 * t2,
+        v0 * t2 - t0 * v2 + v3 * t1 - v1 * t3,
+        v0 * t3 - t0 * v3 + v1 * t2 - v2 * t1,
+    )
+
+
+def _qexp(p, h):
+    """exp(h i p.sigma) = (cos t, sin(t)/t h p) with t = h |p|; p a 3-tuple."""
+    p1, p2, p3 = p
+    t = h * torch.sqrt(p1 * p1 + p2 * p2 + p3 * p3)
+    cos, sinc = _cos_sinc(t)
+    s = h * sinc
+    return cos, s * p1, s * p2, s * p3
+
+
+def _quaternion_plaquette(u):
+    """Plaquette quaternion from links laid out (2, C >= 4, x, y, chains)."""
+    u0, u1 = u[0, :4], u[1, :4]
+    a = _qmul(u0.unbind(0), _up(u1, 0).unbind(0))
+    b = _qmul(u1.unbind(0), _up(u0, 1).unbind(0))
+    return _qmul_dagger(a, b)
+
+
+def _plaquette_force(u, g):
+    """Force on both link directions, (2, C, x, y, chains), from g (3 or 4, x, y, chains),
+    the algebra coordinates of beta/N times the projected plaquette at each site.
+
+    As in ``campaign.actions.force_from_plaquettes``: each link collects the plaquette
+    at its base site and the one behind it, brought to its base point by the connecting
+    link (the adjoint action leaves a U(1) component alone)."""
+    u0, u1 = u[0, :4], u[1, :4]
+    g_y, g_x = _down(g, 1), _down(g, 0)
+    r0 = _conjugate_vector(_down(u1, 1).unbind(0), g_y[:3].unbind(0))
+    r1 = _conjugate_vector(_down(u0, 0).unbind(0), g_x[:3].unbind(0))
+    f0 = [g[i] - r0[i] for i in range(3)]
+    f1 = [r1[i] - g[i] for i in range(3)]
+    if g.shape[0] == 4:
+        f0.append(g[3] - g_y[3])
+        f1.append(g_x[3] - g[3])
+    return torch.stack((torch.stack(f0), torch.stack(f1)))
+
+
+def _su2_force(q, beta):
+    # F = (beta / N) proj(U_P) - ...; the coordinates of proj(a0 + i a.sigma) are sqrt2 a
+    u = _phys(q)
+    _, p1, p2, p3 = _quaternion_plaquette(u)
+    g = (beta * SQRT1_2) * torch.stack((p1, p2, p3))
+    return _plaquette_force(u, g).movedim(-1, 0)
+
+
+def _su2_density_sum(q):
+    return (1 - _quaternion_plaquette(_phys(q))[0]).sum((0, 1))
+
+
+def _su2_drift(q, p, eps):
+    e = _qexp(_phys(p).unbind(1), eps * SQRT1_2)
+    return torch.stack(_qmul(e, _phys(q).unbind(1)), 1).movedim(-1, 0)
+
+
+def _u2_plaquette(u):
+    """(cos phi_P, sin phi_P, quaternion plaquette) for U(2) links (2, 5, x, y, chains)."""
+    phi0, phi1 = u[0, 4], u[1, 4]
+    phi = phi0 + _up(phi1, 0) - _up(phi0, 1) - phi1
+    return _cos(phi), _sin(phi), _quaternion_plaquette(u)
+
+
+def _u2_force(q, beta):
+    # proj(e^{i phi} (P0 + i p.sigma)) = i sin(phi) P0 1 + i cos(phi) p.sigma
+    u = _phys(q)
+    c, s, (p0, p1, p2, p3) = _u2_plaquette(u)
+    g = (beta * SQRT1_2) * torch.stack((c * p1, c * p2, c * p3, s * p0))
+    return _plaquette_force(u, g).movedim(-1, 0)
+
+
+def _u2_density_sum(q):
+    c, _, plaq = _u2_plaquette(_phys(q))
+    return (1 - c * plaq[0]).sum((0, 1))
+
+
+def _u2_drift(q, p, eps):
+    h = eps * SQRT1_2
+    u, pp = _phys(q), _phys(p)
+    e = _qexp(pp[:, :3].unbind(1), h)
+    comps = _qmul(e, u[:, :4].unbind(1))
+    return torch.stack((*comps, u[:, 4] + h * pp[:, 3]), 1).movedim(-1, 0)
+
+
+_SU2_FORCE = _Kernel(_su2_force)
+_SU2_DENSITY = _Kernel(_su2_density_sum)
+_SU2_DRIFT = _Kernel(_su2_drift)
+_U2_FORCE = _Kernel(_u2_force)
+_U2_DENSITY = _Kernel(_u2_density_sum)
+_U2_DRIFT = _Kernel(_u2_drift)
+
+
+# ---------------------------------------------------------------- fast fields
+class _FastField(LinkField):
+    """Shared plumbing of the real-tensor representations."""
+
+    components = 0  # per link; 0: a bare angle
+    _force_kernel = _density_kernel = _drift_kernel = None
+
+    def compiles(self, q):
+        mode = compile_mode()
+        if mode == "never" or _compile_disabled_reason is not None:
+            return False
+        if mode == "always":
+            return True
+        return q.shape[0] * 2 * q.shape[-1] * q.shape[-2] >= COMPILE_MIN_LINKS
+
+    def _use(self, q, *others) -> bool:
+        if any(torch.is_tensor(t) and t.requires_grad for t in (q, *others)):
+            return False
+        return self.compiles(q)
+
+    @staticmethod
+    def _tensor(x, q):
+        """beta or eps as a tensor of q's dtype: a scalar or one value per chain (the
+        chain axis is innermost inside the kernels, so (chains,) broadcasts as is).  A
+        Python float would be baked into the compiled kernel and recompile it."""
+        if torch.is_tensor(x):
+            return x.to(dtype=q.dtype, device=q.device)
+        return torch.full((), float(x), dtype=q.dtype, device=q.device)
+
+    def _shape(self, chains, L):
+        return (chains, 2, self.components, L, L) if self.components else (chains, 2, L, L)
+
+    def cold_start(self, chains: int, L: int | None = None) -> torch.Tensor:
+        q = torch.zeros(self._shape(chains, L), dtype=self.real_dtype, device=self.device)
+        if self.components:
+            q[:, :, 0] = 1
+        return chains_last(q)
+
+    def action(self, q, beta):
+        b = torch.as_tensor(beta, dtype=q.dtype, device=q.device)
+        return b * self._density_kernel(self._use(q), q)
+
+    def mean_plaquette(self, q):
+        return 1 - self._density_kernel(self._use(q), q) / (q.shape[-1] * q.shape[-2])
+
+    def force(self, q, beta):
+        return self._force_kernel(self._use(q, beta), q, self._tensor(beta, q))
+
+    def drift(self, q, p, eps):
+        return self._drift_kernel(self._use(q, p, eps), q, p, self._tensor(eps, q))
+
+    def momenta(self, q, generator):
+        """Same random stream as MatrixField: coordinates drawn as (chains, 2, L, L, dim)."""
+        chains, L1, L2 = q.shape[0], q.shape[-2], q.shape[-1]
+        dim = self.group.algebra_dim
+        eta = torch.randn((chains, 2, L1, L2, dim), generator=generator, dtype=q.dtype, device=q.device)
+        if not self.components:
+            return chains_last(eta[..., 0])
+        return eta.permute(1, 4, 2, 3, 0).contiguous().permute(4, 0, 1, 2, 3)
+
+    def kinetic(self, p):
+        return 0.5 * p.square().sum(tuple(range(1, p.ndim)))
+
+
+class U1AngleField(_FastField):
     """U(1) links U = exp(i theta), momenta real; theta_P = theta_0(x) + theta_1(x+0)
     - theta_0(x+1) - theta_1(x)."""
 
     name = "u1-angles"
+    _force_kernel, _density_kernel = _U1_FORCE, _U1_DENSITY
 
     def __init__(self, dtype=torch.float64, device=None):
         super().__init__(U1, dtype, device)
 
-    def cold_start(self, chains: int, L: int | None = None) -> torch.Tensor:
-        return torch.zeros((chains, 2, L, L), dtype=self.real_dtype, device=self.device)
-
     @staticmethod
     def plaquette_angles(q):
-        t0, t1 = q[:, 0], q[:, 1]
-        return t0 + torch.roll(t1, -1, -2) - torch.roll(t0, -1, -1) - t1
-
-    def action(self, q, beta):
-        return beta * (1 - torch.cos(self.plaquette_angles(q))).sum((-1, -2))
-
-    def force(self, q, beta):
-        s = torch.sin(self.plaquette_angles(q))
-        f0 = s - torch.roll(s, 1, -1)
-        f1 = torch.roll(s, 1, -2) - s
-        return beta * torch.stack((f0, f1), 1)
+        return _u1_plaquette_angles(_phys(q)).movedim(-1, 0)
 
     def drift(self, q, p, eps):
-        return q + eps * p
-
-    def momenta(self, q, generator):
-        return torch.randn(q.shape, generator=generator, dtype=q.dtype, device=q.device)
-
-    def kinetic(self, p):
-        return 0.5 * (p * p).sum((-1, -2, -3))
+        return torch.add(q, p, alpha=eps)
 
     def normalise(self, q):
         return torch.remainder(q + math.pi, 2 * math.pi) - math.pi
 
     def to_links(self, q):
-        return torch.polar(torch.ones_like(q), q)[..., None, None]
+        return torch.polar(torch.ones_like(q), q)[..., None, None].contiguous()
 
     def from_links(self, U):
-        return torch.angle(U[..., 0, 0]).to(device=self.device, dtype=self.real_dtype)
+        return chains_last(torch.angle(U[..., 0, 0]).to(device=self.device, dtype=self.real_dtype))
 
-    def mean_plaquette(self, q):
-        return torch.cos(self.plaquette_angles(q)).mean((-1, -2))
+
+class SU2QuaternionField(_FastField):
+    """SU(2) links as unit quaternions, q (chains, 2, 4, L, L); momenta (chains, 2, 3, L, L)."""
+
+    name = "su2-quaternions"
+    components = 4
+    _force_kernel, _density_kernel, _drift_kernel = _SU2_FORCE, _SU2_DENSITY, _SU2_DRIFT
+
+    def __init__(self, dtype=torch.float64, device=None):
+        super().__init__(SU2, dtype, device)
+
+    def normalise(self, q):
+        return q / torch.linalg.vector_norm(q, dim=2, keepdim=True)
+
+    def to_links(self, q):
+        return quaternion_to_su2(q.movedim(2, -1))
+
+    @staticmethod
+    def _quaternion(U):
+        return torch.stack((U[..., 0, 0].real, U[..., 0, 1].imag, U[..., 0, 1].real, U[..., 0, 0].imag), 2)
+
+    def from_links(self, U):
+        U = U.to(device=self.device, dtype=complex_dtype(self.real_dtype))
+        return chains_last(self._quaternion(U))
+
+
+class U2QuaternionField(SU2QuaternionField):
+    """U(2) links exp(i phi) Q, q (chains, 2, 5, L, L) = (quaternion of Q, phi);
+    momenta (chains, 2, 4, L, L), the fourth coordinate along T_4 = i 1 / sqrt2."""
+
+    name = "u2-phase-quaternions"
+    components = 5
+    _force_kernel, _density_kernel, _drift_kernel = _U2_FORCE, _U2_DENSITY, _U2_DRIFT
+
+    def __init__(self, dtype=torch.float64, device=None):
+        _FastField.__init__(self, U2, dtype, device)
+
+    def normalise(self, q):
+        quat, phi = q[:, :, :4], q[:, :, 4:]
+        quat = quat / torch.linalg.vector_norm(quat, dim=2, keepdim=True)
+        return torch.cat((quat, torch.remainder(phi + math.pi, 2 * math.pi) - math.pi), 2)
+
+    def to_links(self, q):
+        su2 = quaternion_to_su2(q[:, :, :4].movedim(2, -1))
+        return su2 * torch.polar(torch.ones_like(q[:, :, 4]), q[:, :, 4])[..., None, None]
+
+    def from_links(self, U):
+        U = U.to(device=self.device, dtype=complex_dtype(self.real_dtype))
+        det = U[..., 0, 0] * U[..., 1, 1] - U[..., 0, 1] * U[..., 1, 0]
+        phi = 0.5 * torch.angle(det)
+        quat = self._quaternion(U * torch.polar(torch.ones_like(phi), -phi)[..., None, None])
+        return chains_last(torch.cat((quat, phi[:, :, None]), 2))
+
+
+FIELDS = {"u1": U1AngleField, "su2": SU2QuaternionField, "u2": U2QuaternionField}
 
 
 def field_for(group: Group, dtype=torch.float64, device=None) -> LinkField:
     """The fastest exact representation available for the group."""
-    if group.name == "u1":
-        return U1AngleField(dtype, device)
-    return MatrixField(group, dtype, device)
+    cls = FIELDS.get(group.name)
+    if cls is None:
+        return MatrixField(group, dtype, device)
+    return cls(dtype, device)
