@@ -1,0 +1,77 @@
+"""Helpers for the workflow tests: run snakemake on the repository's Snakefile in a
+scratch working directory, read its job counts, and the counts a config should give."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from campaign.config import (
+    ensemble_points,
+    exact_points,
+    load_config_file,
+    model_entries,
+    sample_points,
+    validate_config,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+
+
+def run_snakemake(*args, workdir, env=None, timeout=900) -> subprocess.CompletedProcess:
+    """``snakemake -s REPO/Snakefile --directory WORKDIR ARGS``; stdout and stderr merged."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(workdir), *map(str, args)]
+    return subprocess.run(
+        cmd, cwd=workdir, env={**os.environ, **(env or {})}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
+    )
+
+
+def write_config(path: Path, cfg: dict) -> Path:
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The "Job stats" table of a (dry) run: {rule: count}, without the total."""
+    counts: dict[str, int] = {}
+    lines = output.splitlines()
+    try:
+        start = lines.index("Job stats:")
+    except ValueError:
+        return counts
+    for line in lines[start + 3:]:
+        m = re.match(r"^(\S+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        if m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def expected_counts(cfg: dict) -> dict[str, int]:
+    """Jobs a fresh run of a config must schedule, from campaign.config's points."""
+    cfg = validate_config(cfg)
+    n_ens, n_samples = len(ensemble_points(cfg)), len(sample_points(cfg))
+    counts = {
+        "campaign_config": 1,
+        "hmc": n_ens,
+        "exact": len(exact_points(cfg)),
+        "measure": n_ens + n_samples,
+        "train": len(model_entries(cfg)),
+        "sample": n_samples,
+        "collect": 1,
+        "figures": 1,
+        "all": 1,
+    }
+    return {k: v for k, v in counts.items() if v}
+
+
+def config_file(path) -> dict:
+    return load_config_file(path)

@@ -1,0 +1,155 @@
+"""A tiny campaign through a real SLURM cluster (sbatch, squeue), GPU stages included.
+
+Needs a running cluster with GPU gres, e.g. the one-node cluster of ``.ci/slurm.sh start``
+(fake GPUs); skips with the reason otherwise.  The profile is profiles/slurm with the
+test-cluster settings of shared/DESIGN.md: squeue as status command (no accounting), a
+7 s status tick, no account, small resources.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from _snakemake import REPO, SNAKEFILE, job_counts, write_config
+
+pytestmark = pytest.mark.slurm
+
+SLURM_RULES = ("hmc", "exact", "measure", "train", "sample")  # localrules run in the driver
+USABLE = ("idle", "mix", "alloc", "comp")
+
+
+def slurm_unavailable() -> str | None:
+    """Why the test cannot run here, or None."""
+    if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
+        return "no SLURM here (sinfo/sbatch not found); start a local cluster with .ci/slurm.sh"
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%t|%G|%P"], capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return "SLURM is not responding (sinfo timed out)"
+    if out.returncode != 0:
+        lines = (out.stderr.strip() or out.stdout.strip() or "no output").splitlines()
+        return f"SLURM is not responding: sinfo failed: {lines[-1]}"
+    rows = [line.split("|") for line in out.stdout.split("\n") if line.strip()]
+    states = {r[0].rstrip("*~#") for r in rows}
+    if not states & set(USABLE):
+        return f"no SLURM node takes jobs (states: {', '.join(sorted(states)) or 'none'})"
+    if not any("gpu" in r[1] for r in rows if len(r) > 1):
+        return "the SLURM cluster has no GPU gres (the GPU stages would pend forever)"
+    return None
+
+
+def default_partition() -> str | None:
+    out = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=20).stdout
+    names = [p.strip() for p in out.split()]
+    for p in names:
+        if p.endswith("*"):
+            return p[:-1]
+    return names[0] if names else None
+
+
+def slurm_test_profile(directory: Path) -> Path:
+    """profiles/slurm adapted to a test cluster (see shared/DESIGN.md)."""
+    prof = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    prof.update({
+        "slurm-status-command": "squeue",           # no accounting: sacct would wait forever
+        "slurm-init-seconds-before-status-checks": 7,  # also the idle poll tick (plugin 2.8)
+        "slurm-no-account": True,
+        "slurm-keep-successful-logs": True,
+        "retries": 0,
+        "latency-wait": 10,
+        "jobs": 4,
+    })
+    small = {"runtime": 10, "mem_mb": 1000, "cpus_per_task": 1}
+    prof["default-resources"] = {**small}
+    partition = default_partition()
+    if partition:
+        prof["default-resources"]["slurm_partition"] = partition
+    for res in prof["set-resources"].values():
+        res.update(small)  # keeps gpu: 1 of the GPU stages
+    prof["set-threads"] = {rule: 1 for rule in prof.get("set-threads", {})}
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.yaml").write_text(yaml.safe_dump(prof, sort_keys=False))
+    return directory
+
+
+TINY = {
+    "seed": 5,
+    "device": "auto",
+    "max_loop": 2,
+    "groups": {
+        "u1": {
+            "hmc": {"beta": [1.0], "L": [4], "n_configs": 200, "chains": 4, "therm": 40, "sep": 2},
+            "models": [{"beta0": 1.0, "L0": 4, "steps": 10, "batch_size": 8}],
+            "sample": {"n_samples": 32},
+        }
+    },
+}
+
+
+def slurm_job_ids(workdir: Path) -> dict[str, list[str]]:
+    """{rule: [job ids]} from the plugin's kept logs .snakemake/slurm_logs/rule_<r>/.../<id>.log"""
+    out: dict[str, list[str]] = {}
+    for log in (workdir / ".snakemake/slurm_logs").glob("rule_*/**/*.log"):
+        rule = log.relative_to(workdir / ".snakemake/slurm_logs").parts[0][len("rule_"):]
+        if re.fullmatch(r"\d+", log.stem):
+            out.setdefault(rule, []).append(log.stem)
+    return out
+
+
+def cancel(job_ids) -> None:
+    """Cancel this test's own jobs (by id) after a failure or timeout."""
+    ids = [j for ids in job_ids.values() for j in ids]
+    if ids:
+        subprocess.run(["scancel", *ids], capture_output=True, timeout=30)
+
+
+@pytest.mark.timeout(900)
+def test_tiny_campaign_on_slurm(tmp_path):
+    reason = slurm_unavailable()
+    if reason:
+        pytest.skip(reason)
+    profile = slurm_test_profile(tmp_path / "profile")
+    cfg = write_config(tmp_path / "tiny.yaml", TINY)
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path),
+           "--configfile", str(cfg), "--profile", str(profile)]
+    start = time.monotonic()
+    try:
+        res = subprocess.run(cmd, cwd=tmp_path, text=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, timeout=780)
+    except subprocess.TimeoutExpired:
+        cancel(slurm_job_ids(tmp_path))
+        raise
+    wall = time.monotonic() - start
+    print(f"SLURM campaign wall time: {wall:.0f} s")
+    ids = slurm_job_ids(tmp_path)
+    if res.returncode != 0:
+        cancel(ids)
+    assert res.returncode == 0, res.stdout[-6000:]
+
+    # every non-local job went through sbatch: one kept SLURM log (named by job id) each
+    counts = job_counts(res.stdout)
+    for rule in SLURM_RULES:
+        assert len(ids.get(rule, [])) == counts[rule], (rule, ids, counts)
+    submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", res.stdout))
+    assert submitted == {j for js in ids.values() for j in js}, (submitted, ids)
+    # the GPU stages asked SLURM for a GPU (visible while the cluster remembers the job)
+    for rule in ("train", "sample"):
+        info = subprocess.run(["scontrol", "show", "job", ids[rule][0]], capture_output=True, text=True).stdout
+        if info:
+            assert "gpu" in info, info
+
+    # outputs: HMC plaquette within 5 sigma of the exact value; samples measured
+    table = pd.read_csv(tmp_path / "results/tables/summary.csv")
+    plaq = table[(table.observable == "plaquette") & (table.algorithm == "hmc")].iloc[0]
+    assert abs(plaq.value - plaq.exact) < 5 * plaq.error, plaq
+    assert (tmp_path / "results/measure/u1/from_b1_L4/b1_L4.json").exists()
+    assert (tmp_path / "results/figures/wilson_loops.png").exists()

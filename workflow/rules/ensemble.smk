@@ -1,0 +1,16 @@
+# HMC reference ensembles, one per (group, beta, L) of each group's hmc grid.
+# A killed or timed-out job leaves a checkpoint in <output>.parts/ and resumes from it.
+
+
+rule hmc:
+    output:
+        ENSEMBLE,
+    log:
+        "logs/hmc/{group}/b{beta}_L{L}.log",
+    params:
+        settings=hmc_params,
+        seed=seed_for("hmc"),
+        dtype=config["dtype"],
+    threads: 1
+    script:
+        "../scripts/hmc.py"

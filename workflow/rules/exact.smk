@@ -1,0 +1,13 @@
+# Exact finite-torus results (character expansion) at every (group, beta, L) of the campaign.
+
+
+rule exact:
+    output:
+        EXACT,
+    log:
+        "logs/exact/{group}/b{beta}_L{L}.log",
+    params:
+        max_loop=config["max_loop"],
+    threads: 1
+    script:
+        "../scripts/exact.py"

@@ -1,0 +1,17 @@
+# MAALA sampling with a trained model at each of its group's sample targets (beta, L).
+
+
+rule sample:
+    input:
+        model=MODEL,
+    output:
+        SAMPLE,
+    log:
+        "logs/sample/{group}/from_{model}/b{beta}_L{L}.log",
+    params:
+        settings=sample_settings,
+        seed=seed_for("sample"),
+        dtype=config["dtype"],
+    threads: 1
+    script:
+        "../scripts/sample.py"

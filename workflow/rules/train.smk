@@ -1,0 +1,18 @@
+# Train one diffusion model on the HMC ensemble at its (beta0, L0).
+
+
+rule train:
+    input:
+        training_ensemble,
+    output:
+        model=MODEL,
+        loss=LOSS,
+    log:
+        "logs/train/{group}/{model}.log",
+    params:
+        settings=train_settings,
+        seed=seed_for("train"),
+        dtype=config["dtype"],
+    threads: 1
+    script:
+        "../scripts/train.py"
