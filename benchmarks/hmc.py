@@ -1,0 +1,485 @@
+"""HMC throughput and peak memory of the fast link fields, beside a plain numpy reference.
+
+    python benchmarks/hmc.py                  # U(1), SU(2), U(2); L = 16, 32, 64; chains = 1, 16, 64
+    python benchmarks/hmc.py --quick          # L = 32, chains = 1 and 64 (a few minutes)
+    python benchmarks/hmc.py --dtype float32 --groups u1 --L 32 --chains 64
+    python benchmarks/hmc.py --generic        # also time the generic torch MatrixField
+
+Every row runs in a fresh subprocess: batched HMC (``campaign.hmc.trajectory`` with the
+field ``campaign.fields.field_for`` picks, Haar-random start, beta = 2, Omelyan
+integrator, 10 steps of 0.1 by default) and, in the same process, a straightforward
+numpy implementation of the same algorithm (angles and np.roll for U(1); complex 2 x 2
+matrices, ``@`` and np.roll for SU(2) and U(2)); its force is checked against the fast
+field's before timing.
+
+Units: links = 2 L^2 per configuration;
+  link updates/s       = links x chains x trajectories / s,
+  link force evals/s   = links x chains x force evaluations / s.
+Times are the best of several repeats (the machine may be shared), the first trajectory
+(which compiles the kernels) excluded and reported as "warm-up".  "ratio" = fast / numpy
+(or fast / generic).  Peak memory is the extra resident memory one trajectory needs
+beyond the resident field (CPU: the process's peak RSS, reset through
+/proc/self/clear_refs, with glibc returning freed blocks of 64 KiB and more to the
+system; GPU: torch.cuda.max_memory_allocated).  Threads: ``--threads auto`` times an
+elementwise op with 1 and with all threads and keeps the faster, which on a loaded
+machine is often one thread.
+
+A full run takes about 10 minutes once the inductor cache holds the kernels (in
+``/tmp/torchinductor_$USER``); a first run compiles each kernel for each lattice shape
+(10-30 s apiece on a slow 2-core machine) and takes longer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+
+TARGETS = {  # link force evaluations / s at L = 32, 64 chains (issue 7)
+    ("u1", "float32"): 6e8, ("u1", "float64"): 3e8, ("su2", "float64"): 5e7, ("u2", "float64"): 5e7,
+}
+
+
+# ----------------------------------------------------------------------------- numpy
+class NumpyU1:
+    """U(1) angles theta (chains, 2, L, L); plaquette angle and force with np.roll."""
+
+    def __init__(self, dtype):
+        import numpy as np
+
+        self.np, self.dtype = np, np.dtype(dtype)
+
+    def from_links(self, U):
+        return self.np.angle(U[..., 0, 0]).astype(self.dtype)
+
+    def plaq(self, th):
+        np = self.np
+        t0, t1 = th[:, 0], th[:, 1]  # axes (chain, x, y)
+        return t0 + np.roll(t1, -1, 1) - np.roll(t0, -1, 2) - t1
+
+    def action(self, th, beta):
+        return beta * (1 - self.np.cos(self.plaq(th))).sum((1, 2))
+
+    def force(self, th, beta):
+        np = self.np
+        s = beta * np.sin(self.plaq(th))
+        return np.stack((s - np.roll(s, 1, 2), np.roll(s, 1, 1) - s), 1)
+
+    def drift(self, th, p, eps):
+        return th + eps * p
+
+    def momenta(self, th, rng):
+        return rng.standard_normal(th.shape, dtype=self.dtype)
+
+    def kinetic(self, p):
+        return 0.5 * (p * p).sum((1, 2, 3))
+
+    def normalise(self, th):
+        np = self.np
+        return np.remainder(th + np.pi, 2 * np.pi) - np.pi
+
+    def force_coords(self, f):
+        return f
+
+
+class NumpyMatrix:
+    """SU(2) / U(2) links as complex (chains, 2, L, L, 2, 2) arrays, momenta as algebra
+    matrices; products with @, shifts with np.roll, the closed-form 2 x 2 exponential."""
+
+    def __init__(self, group, dtype):
+        import numpy as np
+
+        self.np, self.special = np, group.special
+        self.rdtype = np.dtype(dtype)
+        self.cdtype = np.complex128 if self.rdtype == np.float64 else np.complex64
+        self.basis = group.basis().numpy().astype(self.cdtype)
+
+    def from_links(self, U):
+        return U.numpy().astype(self.cdtype)
+
+    @staticmethod
+    def dag(m):
+        return m.conj().swapaxes(-1, -2)
+
+    def plaquettes(self, U):
+        np = self.np
+        u0, u1 = U[:, 0], U[:, 1]  # axes (chain, x, y, i, j)
+        return u0 @ np.roll(u1, -1, 1) @ self.dag(np.roll(u0, -1, 2)) @ self.dag(u1)
+
+    def action(self, U, beta):
+        tr = self.np.trace(self.plaquettes(U), axis1=-2, axis2=-1).real
+        return beta * (1 - tr / 2).sum((1, 2))
+
+    def project(self, m):
+        x = 0.5 * (m - self.dag(m))
+        if self.special:
+            tr = self.np.trace(x, axis1=-2, axis2=-1)[..., None, None] / 2
+            x = x - tr * self.np.eye(2, dtype=self.cdtype)
+        return x
+
+    def force(self, U, beta):
+        np = self.np
+        proj = self.project(self.plaquettes(U))
+        u0, u1 = U[:, 0], U[:, 1]
+        v, w = np.roll(u1, 1, 2), np.roll(u0, 1, 1)
+        f0 = proj - self.dag(v) @ np.roll(proj, 1, 2) @ v
+        f1 = self.dag(w) @ np.roll(proj, 1, 1) @ w - proj
+        return (beta / 2) * np.stack((f0, f1), 1)
+
+    def expm(self, x):
+        np = self.np
+        eye = np.eye(2, dtype=self.cdtype)
+        half = (x[..., 0, 0] + x[..., 1, 1]) / 2
+        xs = x - half[..., None, None] * eye
+        theta2 = np.maximum(-(xs[..., 0, 0] ** 2 + xs[..., 0, 1] * xs[..., 1, 0]).real, 0)
+        theta = np.sqrt(theta2)
+        sinc = np.sinc(theta / np.pi)
+        u = np.cos(theta)[..., None, None] * eye + sinc[..., None, None] * xs
+        return u if self.special else u * np.exp(half)[..., None, None]
+
+    def drift(self, U, p, eps):
+        return self.expm(eps * p) @ U
+
+    def momenta(self, U, rng):
+        c = rng.standard_normal((*U.shape[:-2], len(self.basis)), dtype=self.rdtype)
+        return self.np.einsum("...a,aij->...ij", c.astype(self.cdtype), self.basis)
+
+    def kinetic(self, p):
+        return 0.5 * (p.real ** 2 + p.imag ** 2).sum((1, 2, 3, 4, 5))
+
+    def normalise(self, U):
+        np = self.np
+        a, b = U[..., 0, :], U[..., 1, :]  # Gram-Schmidt on the rows
+        a = a / np.linalg.norm(a, axis=-1, keepdims=True)
+        b = b - (a.conj() * b).sum(-1, keepdims=True) * a
+        b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+        return np.stack((a, b), -2)
+
+    def force_coords(self, f):
+        return -self.np.einsum("aij,...ji->...a", self.basis, f).real
+
+
+def numpy_trajectory(model, q, beta, eps, n_steps, integrator, rng):
+    """The algorithm of campaign.hmc.trajectory, in numpy."""
+    np = model.np
+    p = model.momenta(q, rng)
+    h0 = model.kinetic(p) + model.action(q, beta)
+    if integrator == "leapfrog":
+        p = p - (0.5 * eps) * model.force(q, beta)
+        for i in range(n_steps):
+            q = model.drift(q, p, eps)
+            p = p - (eps if i < n_steps - 1 else 0.5 * eps) * model.force(q, beta)
+    else:
+        lam = 0.1931833275037836
+        p = p - (lam * eps) * model.force(q, beta)
+        for i in range(n_steps):
+            q = model.drift(q, p, 0.5 * eps)
+            p = p - ((1 - 2 * lam) * eps) * model.force(q, beta)
+            q = model.drift(q, p, 0.5 * eps)
+            p = p - ((2 * lam if i < n_steps - 1 else lam) * eps) * model.force(q, beta)
+    q1 = model.normalise(q)
+    dh = model.kinetic(p) + model.action(q1, beta) - h0
+    accept = rng.random(dh.shape) < np.exp(-np.maximum(dh, 0))
+    mask = accept.reshape(accept.shape + (1,) * (q.ndim - 1))
+    return np.where(mask, q1, q)
+
+
+# ------------------------------------------------------------------------ measuring
+_M_MMAP_THRESHOLD = -3
+
+
+def _status_kb(key: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _return_freed_memory() -> None:
+    """Make glibc hand blocks >= 64 KiB straight back to the system, so that RSS follows
+    the live tensors / arrays (no effect elsewhere)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 64 * 1024)
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+        return True
+    except OSError:
+        return False
+
+
+def peak_extra_mb(fn, device) -> float:
+    """Peak memory fn() needs beyond what is resident when it starts, in MiB."""
+    import torch
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    _return_freed_memory()
+    base = _status_kb("VmRSS")
+    if base is not None and _reset_peak_rss():
+        fn()
+        return max(0, _status_kb("VmHWM") - base) / 1024
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # fallback: maxrss delta
+    fn()
+    return max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - max(before, base or 0)) / 1024
+
+
+def best_time(fn, sync, min_time: float, repeats: int, budget: float) -> tuple[float, int]:
+    """Best seconds per call over ``repeats`` runs of enough calls to last ``min_time``;
+    fewer repeats once ``budget`` seconds are spent.  Returns (seconds, calls timed)."""
+    t = time.perf_counter()
+    fn()
+    sync()
+    best = time.perf_counter() - t
+    n = max(1, math.ceil(min_time / max(best, 1e-9)))
+    spent, calls = best, 1
+    for _ in range(repeats):
+        if spent > budget:
+            break
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        sync()
+        dt = time.perf_counter() - t
+        best, spent, calls = min(best, dt / n), spent + dt, calls + n
+    return best, calls
+
+
+def run_row(spec: dict) -> dict:
+    import numpy as np
+    import torch
+
+    from campaign.fields import MatrixField, field_for
+    from campaign.groups import get_group
+    from campaign.hmc import force_evaluations, trajectory
+
+    torch.set_num_threads(spec["threads"])
+    group, L, chains = get_group(spec["group"]), spec["L"], spec["chains"]
+    dtype, device = getattr(torch, spec["dtype"]), torch.device(spec["device"])
+    n_steps, integrator = spec["n_steps"], spec["integrator"]
+    eps = spec["trajectory_length"] / n_steps
+    n_force = force_evaluations(integrator, n_steps)
+    link_chains = 2 * L * L * chains
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    U = group.haar((chains, 2, L, L), generator=torch.Generator().manual_seed(spec["seed"]))
+    beta = torch.tensor(spec["beta"], dtype=dtype, device=device)
+    out = {k: spec[k] for k in ("group", "L", "chains", "dtype", "device", "threads", "n_steps", "integrator")}
+    out["force_evals_per_traj"] = n_force
+
+    def torch_case(fld):
+        gen = torch.Generator(device=device).manual_seed(spec["seed"])
+        state = {"q": fld.from_links(U)}
+
+        def step():
+            state["q"] = trajectory(fld, state["q"], beta, eps, n_steps, integrator, gen)[0]
+
+        t = time.perf_counter()
+        step()
+        sync()
+        warm = time.perf_counter() - t
+        sec, calls = best_time(step, sync, spec["min_time"], spec["repeats"], spec["budget"])
+        mem = peak_extra_mb(step, device)
+        return sec, calls, warm, mem, state
+
+    fld = field_for(group, dtype, device)
+    sec, calls, warm, mem, state = torch_case(fld)
+    out.update(field=fld.name, compiled=fld.compiles(state["q"]), warmup_s=warm, traj_s=sec,
+               trajectories_timed=calls, peak_mb=mem)
+    out["link_updates_per_s"] = link_chains / sec
+    out["link_force_evals_per_s"] = link_chains * n_force / sec
+
+    # the numpy reference: same algorithm, same start; checked against the fast force
+    np_dtype = spec["dtype"]
+    model = NumpyU1(np_dtype) if group.N == 1 else NumpyMatrix(group, np_dtype)
+    qn = model.from_links(U)
+    f_np = model.force_coords(model.force(qn, spec["beta"]))
+    f_fast = fld.force(fld.from_links(U), beta).cpu().double().numpy()
+    f_fast = f_fast if group.N == 1 else np.moveaxis(f_fast, 2, -1)
+    tol = 1e-9 if spec["dtype"] == "float64" else 1e-4
+    err = float(np.abs(f_np - f_fast).max() / np.abs(f_np).max())
+    if not err < tol:
+        raise AssertionError(f"numpy reference force disagrees with {fld.name}: relative {err:.2e}")
+    rng = np.random.default_rng(spec["seed"])
+    nstate = {"q": qn}
+
+    def np_step():
+        nstate["q"] = numpy_trajectory(model, nstate["q"], spec["beta"], eps, n_steps, integrator, rng)
+
+    nsec, ncalls = best_time(np_step, lambda: None, spec["min_time"], spec["baseline_repeats"], spec["budget"])
+    out.update(numpy_traj_s=nsec, numpy_trajectories_timed=ncalls,
+               numpy_link_force_evals_per_s=link_chains * n_force / nsec,
+               numpy_peak_mb=peak_extra_mb(np_step, torch.device("cpu")))
+
+    if spec["generic"] and group.N > 1:
+        gsec, gcalls, _, gmem, _ = torch_case(MatrixField(group, dtype, device))
+        out.update(generic_traj_s=gsec, generic_link_force_evals_per_s=link_chains * n_force / gsec,
+                   generic_peak_mb=gmem)
+    return out
+
+
+# --------------------------------------------------------------------------- driver
+def choose_threads(requested: str) -> tuple[int, str]:
+    import torch
+
+    if requested != "auto":
+        return int(requested), "requested"
+    n_all = min(torch.get_num_threads(), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    if n_all <= 1:
+        return 1, "one CPU"
+    x = torch.rand(2**20, dtype=torch.float64)
+    times = {}
+    for n in (1, n_all):
+        torch.set_num_threads(n)
+        best = float("inf")
+        for _ in range(15):
+            t = time.perf_counter()
+            for _ in range(5):
+                torch.sin(x)
+            best = min(best, (time.perf_counter() - t) / 5)
+        times[n] = best
+    torch.set_num_threads(n_all)
+    pick = min(times, key=times.get)
+    note = ", ".join(f"{n} thread{'s' * (n > 1)}: {t * 1e3:.2f} ms" for n, t in times.items())
+    return pick, f"auto ({note} per sin of 2^20 doubles)"
+
+
+def fmt(x: float) -> str:
+    return f"{x:.3g}" if x == x else "-"
+
+
+def print_table(rows: list[dict], generic: bool) -> None:
+    head = ["group", "dtype", "L", "chains", "F/traj", "traj/s", "link-upd/s", "link-force/s",
+            "numpy link-force/s", "ratio", "peak MB", "numpy MB", "mem ratio", "warm-up s", "compiled"]
+    if generic:
+        head[10:10] = ["generic link-force/s", "ratio"]
+    lines = []
+    for r in rows:
+        if "error" in r:
+            lines.append([r["group"], r["dtype"], str(r["L"]), str(r["chains"]), "error: " + r["error"][:60]])
+            continue
+        cells = [
+            r["group"], r["dtype"], str(r["L"]), str(r["chains"]), str(r["force_evals_per_traj"]),
+            fmt(1 / r["traj_s"]), fmt(r["link_updates_per_s"]), fmt(r["link_force_evals_per_s"]),
+            fmt(r["numpy_link_force_evals_per_s"]),
+            f"{r['link_force_evals_per_s'] / r['numpy_link_force_evals_per_s']:.1f}x",
+            f"{r['peak_mb']:.1f}", f"{r['numpy_peak_mb']:.1f}",
+            f"{r['numpy_peak_mb'] / r['peak_mb']:.1f}x less" if r["peak_mb"] > 0.05 else "-",
+            f"{r['warmup_s']:.1f}", "yes" if r["compiled"] else "no",
+        ]
+        if generic:
+            g = r.get("generic_link_force_evals_per_s")
+            cells[10:10] = [fmt(g) if g else "-", f"{r['link_force_evals_per_s'] / g:.1f}x" if g else "-"]
+        lines.append(cells)
+    widths = [max(len(h), *(len(line[i]) for line in lines if i < len(line))) for i, h in enumerate(head)]
+    print("  ".join(h.rjust(w) for h, w in zip(head, widths)))
+    for line in lines:
+        print("  ".join(c.rjust(w) for c, w in zip(line, widths)))
+
+
+def print_targets(rows: list[dict]) -> None:
+    for r in rows:
+        target = TARGETS.get((r["group"], r["dtype"]))
+        if target and r["L"] == 32 and r["chains"] == 64 and "error" not in r:
+            rate = r["link_force_evals_per_s"]
+            verdict = "met" if rate >= target else "NOT met"
+            print(f"target {r['group']} {r['dtype']} L=32 x 64 chains: {rate:.3g} vs {target:.0e} link force evals/s: {verdict}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="L = 32, chains = 1 and 64, shorter timing")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float64", help="float64, float32 or a comma list")
+    p.add_argument("--groups", default="u1,su2,u2")
+    p.add_argument("--L", default=None, help="comma list (default 16,32,64; quick: 32)")
+    p.add_argument("--chains", default=None, help="comma list (default 1,16,64; quick: 1,64)")
+    p.add_argument("--n-steps", type=int, default=10)
+    p.add_argument("--trajectory-length", type=float, default=1.0)
+    p.add_argument("--integrator", default="omelyan", choices=("omelyan", "leapfrog"))
+    p.add_argument("--beta", type=float, default=2.0)
+    p.add_argument("--threads", default="auto", help="torch threads: a number or auto")
+    p.add_argument("--min-time", type=float, default=None, help="seconds per timing repeat")
+    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--generic", action="store_true", help="also time the generic MatrixField (slow)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default=None, help="also write the rows here")
+    p.add_argument("--row", default=None, help=argparse.SUPPRESS)  # internal: one row as JSON
+    a = p.parse_args(argv)
+
+    if a.row is not None:
+        print(json.dumps(run_row(json.loads(a.row))), flush=True)
+        return 0
+
+    threads, how = choose_threads(a.threads)
+    Ls = [int(x) for x in (a.L or ("32" if a.quick else "16,32,64")).split(",")]
+    chains = [int(x) for x in (a.chains or ("1,64" if a.quick else "1,16,64")).split(",")]
+    base = {
+        "device": a.device, "threads": threads, "n_steps": a.n_steps, "integrator": a.integrator,
+        "trajectory_length": a.trajectory_length, "beta": a.beta, "seed": a.seed, "generic": a.generic,
+        "min_time": a.min_time or (0.3 if a.quick else 0.7), "repeats": a.repeats or (2 if a.quick else 3),
+        "baseline_repeats": 1 if a.quick else 2, "budget": 6.0 if a.quick else 10.0,
+    }
+    import torch
+
+    print(f"# HMC benchmark: torch {torch.__version__}, device {a.device}, threads {threads} [{how}], "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, "
+          f"CAMPAIGN_COMPILE={os.environ.get('CAMPAIGN_COMPILE', 'auto')}", flush=True)
+    rows = []
+    t_start = time.perf_counter()
+    for dtype in a.dtype.split(","):
+        for group in a.groups.split(","):
+            for L in Ls:
+                for c in chains:
+                    spec = dict(base, group=group, dtype=dtype, L=L, chains=c)
+                    t = time.perf_counter()
+                    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--row", json.dumps(spec)],
+                                          capture_output=True, text=True)
+                    if proc.returncode == 0:
+                        row = json.loads(proc.stdout.strip().splitlines()[-1])
+                    else:
+                        err = (proc.stderr.strip().splitlines() or ["?"])[-1]
+                        row = dict(group=group, dtype=dtype, L=L, chains=c, error=err)
+                    rows.append(row)
+                    msg = row.get("error") or (f"{row['link_force_evals_per_s']:.3g} link force evals/s, "
+                                               f"numpy {row['numpy_link_force_evals_per_s']:.3g}")
+                    print(f"  {group} {dtype} L={L} chains={c}: {msg} ({time.perf_counter() - t:.0f} s)",
+                          file=sys.stderr, flush=True)
+    print()
+    print_table(rows, a.generic)
+    print()
+    print_targets(rows)
+    print(f"# {len(rows)} rows in {time.perf_counter() - t_start:.0f} s; n_steps={a.n_steps} "
+          f"{a.integrator}, trajectory length {a.trajectory_length}, beta={a.beta}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"threads": threads, "threads_choice": how, "rows": rows}, f, indent=1)
+    return 1 if any("error" in r for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

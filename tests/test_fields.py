@@ -1,0 +1,286 @@
+"""Fast link-field representations (campaign.fields) against the generic MatrixField
+and autograd: action, force, drift, momenta, round trips, unitarity, trajectories, HMC
+statistics, and the compiled kernels against the eager ones."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import campaign.fields as F
+from campaign.fields import MatrixField, U1AngleField, U2QuaternionField, SU2QuaternionField, field_for
+from campaign.groups import SU2, U1, U2, dagger, matmul
+from campaign.hmc import integrate, trajectory
+
+FAST = {"u1": U1AngleField, "su2": SU2QuaternionField, "u2": U2QuaternionField}
+
+
+@pytest.fixture(autouse=True)
+def eager_by_default(monkeypatch):
+    """Tests run the eager kernels unless they ask for compilation."""
+    monkeypatch.setenv("CAMPAIGN_COMPILE", "never")
+
+
+def coords(group, x):
+    """A fast field's algebra tensor (chains, 2, [dim,] L, L) -> (chains, 2, L, L, dim)."""
+    return x[..., None] if group.N == 1 else x.movedim(2, -1)
+
+
+def random_links(group, gen, chains=3, L=6):
+    return group.haar((chains, 2, L, L), generator=gen)
+
+
+def rel_err(a, b):
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+def test_field_for_picks_the_fast_representation(group):
+    assert isinstance(field_for(group), FAST[group.name])
+    assert field_for(group, torch.float32).real_dtype == torch.float32
+
+
+@pytest.mark.parametrize("beta", [1.7, "0d", "per-chain"])
+def test_action_force_plaquette_agree_with_matrix_field(group, gen, beta):
+    fast, ref = field_for(group), MatrixField(group)
+    U = random_links(group, gen)
+    q = fast.from_links(U)
+    if beta == "0d":
+        beta = torch.tensor(2.3, dtype=torch.float64)
+    elif beta == "per-chain":
+        beta = torch.tensor([0.5, 2.0, 4.5], dtype=torch.float64)
+    assert rel_err(fast.action(q, beta), ref.action(U, beta)) < 1e-13
+    f_ref = group.to_coords(ref.force(U, beta))
+    f_fast = coords(group, fast.force(q, beta))
+    assert f_fast.shape == f_ref.shape
+    assert rel_err(f_fast, f_ref) < 1e-12
+    assert torch.allclose(fast.mean_plaquette(q), ref.mean_plaquette(U), rtol=0, atol=1e-14)
+
+
+def test_force_is_autograd_gradient_of_fast_action(group, gen):
+    """F_a = d/dt S(exp(t T_a) U) at t = 0, S the fast field's own action, differentiated
+    through from_links."""
+    fast = field_for(group)
+    U = random_links(group, gen)
+    beta = 1.3
+    t = torch.zeros((*U.shape[:-2], group.algebra_dim), dtype=torch.float64, requires_grad=True)
+    q_t = fast.from_links(matmul(group.exp(group.from_coords(t)), U))
+    fast.action(q_t, beta).sum().backward()
+    force = coords(group, fast.force(fast.from_links(U), beta))
+    assert force.abs().max() > 0.1
+    assert torch.allclose(force, t.grad, rtol=0, atol=1e-12)
+
+
+def test_force_is_derivative_along_fast_drift(group, gen):
+    """Directional derivative of the action along the fast drift q -> exp(s p) q equals
+    <F, p> (central differences, fourth order)."""
+    fast = field_for(group)
+    q = fast.from_links(random_links(group, gen))
+    p = fast.momenta(q, gen)
+    beta = 0.9
+    h = 1e-3
+    s = [fast.action(fast.drift(q, p, k * h), beta) for k in (-2, -1, 1, 2)]
+    numeric = (s[0] - 8 * s[1] + 8 * s[2] - s[3]) / (12 * h)
+    analytic = (fast.force(q, beta) * p).sum(tuple(range(1, p.ndim)))
+    assert torch.allclose(numeric, analytic, rtol=1e-9, atol=1e-9)
+
+
+def test_links_round_trip(group, gen):
+    fast = field_for(group)
+    U = random_links(group, gen)
+    q = fast.from_links(U)
+    assert (fast.to_links(q) - U).abs().max() < 1e-14
+    q2 = fast.from_links(fast.to_links(q))
+    assert (fast.to_links(q2) - U).abs().max() < 1e-14
+    assert fast.to_links(q).shape == U.shape and fast.to_links(q).dtype == U.dtype
+
+
+def test_cold_start_is_identity(group):
+    fast = field_for(group)
+    q = fast.cold_start(2, 4)
+    assert torch.equal(fast.to_links(q), group.identity((2, 2, 4, 4)))
+    assert torch.all(fast.action(q, 3.0) == 0)
+    assert torch.allclose(fast.mean_plaquette(q), torch.ones(2, dtype=torch.float64))
+
+
+def test_momenta_are_the_matrix_field_stream(group):
+    fast, ref = field_for(group), MatrixField(group)
+    q = fast.cold_start(3, 4)
+    p_fast = fast.momenta(q, torch.Generator().manual_seed(9))
+    p_ref = ref.momenta(ref.cold_start(3, 4), torch.Generator().manual_seed(9))
+    # to_coords(from_coords(eta)) returns eta up to the rounding of the complex basis
+    assert torch.allclose(coords(group, p_fast), group.to_coords(p_ref), rtol=0, atol=1e-15)
+    assert torch.allclose(fast.kinetic(p_fast), ref.kinetic(p_ref), rtol=1e-14)
+
+
+def test_drift_agrees_with_matrix_exponential(group, gen):
+    fast, ref = field_for(group), MatrixField(group)
+    U = random_links(group, gen)
+    q = fast.from_links(U)
+    p = fast.momenta(q, gen)
+    P = group.from_coords(coords(group, p))
+    for eps in (0.05, 1.0, 7.3):  # exp(eps p) beyond the first period too
+        assert (fast.to_links(fast.drift(q, p, eps)) - ref.drift(U, P, eps)).abs().max() < 1e-13
+
+
+def test_unitarity_preserved_over_many_drifts(group, gen):
+    fast = field_for(group)
+    q = fast.from_links(random_links(group, gen, chains=2, L=4))
+    for _ in range(2000):
+        q = fast.drift(q, fast.momenta(q, gen), 0.1)
+    U = fast.to_links(q)
+    eye = torch.eye(group.N, dtype=U.dtype).expand_as(U)
+    assert (matmul(U, dagger(U)) - eye).abs().max() < 1e-12
+    if group.special:
+        assert (torch.linalg.det(U) - 1).abs().max() < 1e-12
+    Un = fast.to_links(fast.normalise(q))
+    assert (matmul(Un, dagger(Un)) - eye).abs().max() < 1e-15
+    assert (Un - U).abs().max() < 1e-12  # normalise moves links only by the rounding
+
+
+@pytest.mark.parametrize("integrator", ["leapfrog", "omelyan"])
+def test_same_trajectory_as_matrix_field(group, gen, integrator):
+    """Same start and seed: the same momenta, dH to 1e-10, the same end configuration and
+    the same accept decisions."""
+    fast, ref = field_for(group), MatrixField(group)
+    U = random_links(group, gen, chains=4)
+    beta = torch.tensor(2.0, dtype=torch.float64)
+    q, V = fast.from_links(U), U
+    for step in range(3):
+        g1, g2 = torch.Generator().manual_seed(step), torch.Generator().manual_seed(step)
+        q, d_fast = trajectory(fast, q, beta, 0.1, 10, integrator, g1)
+        V, d_ref = trajectory(ref, V, beta, 0.1, 10, integrator, g2)
+        assert (d_fast["dH"] - d_ref["dH"]).abs().max() < 1e-10
+        assert torch.equal(d_fast["accepted"], d_ref["accepted"])
+        assert (fast.to_links(q) - V).abs().max() < 1e-11
+
+
+def test_integrator_reversible_with_chain_first_input(group, gen):
+    """The kernels accept any memory layout (here plain contiguous, chain axis outermost)."""
+    fast = field_for(group)
+    q = fast.from_links(random_links(group, gen)).contiguous()
+    p = fast.momenta(q, gen).contiguous()
+    beta = torch.tensor(1.5, dtype=torch.float64)
+    q1, p1 = integrate(fast, q, p, beta, 0.1, 10, "omelyan")
+    q2, p2 = integrate(fast, q1, -p1, beta, 0.1, 10, "omelyan")
+    assert (fast.to_links(q2) - fast.to_links(q)).abs().max() < 1e-11
+    assert (p2 + p).abs().max() < 1e-11
+
+
+def test_fast_fields_lay_chains_out_innermost(group, gen):
+    fast = field_for(group)
+    q = fast.cold_start(5, 4)
+    assert q.stride(0) == 1
+    assert fast.from_links(random_links(group, gen, chains=5, L=4)).stride(0) == 1
+    assert fast.momenta(q, gen).stride(0) == 1
+
+
+def test_float32_fields(group, gen):
+    fast, ref = field_for(group, torch.float32), MatrixField(group)
+    U = random_links(group, gen)
+    q = fast.from_links(U)
+    assert q.dtype == torch.float32
+    f = coords(group, fast.force(q, 1.0))
+    assert f.dtype == torch.float32
+    assert rel_err(f.double(), group.to_coords(ref.force(U, 1.0))) < 1e-5
+    p = fast.momenta(q, gen)
+    assert fast.drift(q, p, 0.1).dtype == torch.float32
+    assert fast.kinetic(p).dtype == torch.float32
+
+
+def _plaquette_series(fld, seed, chains=16, L=8, beta=2.0, therm=15, n_traj=40):
+    gen = torch.Generator().manual_seed(seed)
+    b = torch.tensor(beta, dtype=torch.float64)
+    q = fld.cold_start(chains, L)
+    out = []
+    for t in range(therm + n_traj):
+        q, _ = trajectory(fld, q, b, 0.25, 4, "omelyan", gen)
+        if t >= therm:
+            out.append(fld.mean_plaquette(q).numpy())
+    return np.stack(out)  # (n_traj, chains)
+
+
+def test_hmc_plaquette_matches_matrix_field(group):
+    """Independent chains (different seeds) of both representations at beta = 2, L = 8
+    give the same mean plaquette within errors (chains are independent replicas)."""
+    means = []
+    for fld, seed in ((field_for(group), 1), (MatrixField(group), 2)):
+        per_chain = _plaquette_series(fld, seed).mean(0)
+        means.append((per_chain.mean(), per_chain.std(ddof=1) / math.sqrt(per_chain.size)))
+    (m1, e1), (m2, e2) = means
+    assert e1 < 0.01 and e2 < 0.01
+    assert abs(m1 - m2) < 4 * math.hypot(e1, e2), means
+
+
+# ------------------------------------------------------------------ compiled kernels
+def _compile_or_skip(monkeypatch):
+    monkeypatch.setenv("CAMPAIGN_COMPILE", "always")
+    if F.compile_disabled_reason() is not None:
+        pytest.skip(f"torch.compile unavailable here: {F.compile_disabled_reason()}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 2e-5)])
+def test_compiled_kernels_match_eager(group, gen, monkeypatch, dtype, tol):
+    """Compiled kernels (polynomial sin/cos on CPU) against the eager ones, with angles and
+    exponents far outside the first period."""
+    fld = field_for(group, dtype)
+    q = fld.from_links(random_links(group, gen, chains=4, L=6))
+    if group.name != "su2":
+        phase = q[:, :, 4] if group.name == "u2" else q
+        phase += 12.0 * torch.randn(phase.shape, generator=gen, dtype=torch.float64).to(dtype)
+    p = 5 * fld.momenta(q, gen)
+    beta = torch.tensor([0.7, 1.0, 2.0, 4.0], dtype=dtype)
+    eager = (fld.force(q, beta), fld.drift(q, p, 0.8), fld.action(q, beta), fld.mean_plaquette(q))
+    _compile_or_skip(monkeypatch)
+    assert fld.compiles(q)
+    compiled = (fld.force(q, beta), fld.drift(q, p, 0.8), fld.action(q, beta), fld.mean_plaquette(q))
+    if F.compile_disabled_reason() is not None:
+        pytest.skip(f"torch.compile unavailable here: {F.compile_disabled_reason()}")
+    for a, b in zip(compiled, eager):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        assert rel_err(a.double(), b.double()) < tol
+
+
+def test_compile_failure_falls_back_to_eager(gen, monkeypatch):
+    fld = field_for(SU2)
+    q = fld.from_links(random_links(SU2, gen))
+    expected = fld.force(q, 1.0)
+    kernel = F._Kernel(F._su2_force)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C++ compiler\nsecond line")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.setattr(F, "_compile_disabled_reason", None)
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+        out = kernel(True, q, torch.tensor([1.0], dtype=torch.float64))
+    assert torch.equal(out, expected)
+    assert "no C++ compiler" in F.compile_disabled_reason()
+    monkeypatch.setenv("CAMPAIGN_COMPILE", "always")
+    assert not fld.compiles(q)  # switched off for the rest of the process
+
+
+def test_caller_errors_are_not_taken_for_compile_failures(gen, monkeypatch):
+    monkeypatch.setattr(F, "_compile_disabled_reason", None)
+    kernel = F._Kernel(F._su2_force)
+    bad = torch.zeros((2, 2, 3, 4, 4), dtype=torch.float64)  # 3 components: not a quaternion
+    with pytest.raises(ValueError):
+        kernel(False, bad, torch.tensor([1.0], dtype=torch.float64))
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)  # "compiled" = eager: same error
+    with pytest.raises(ValueError):
+        kernel(True, bad, torch.tensor([1.0], dtype=torch.float64))
+    assert F.compile_disabled_reason() is None
+
+
+def test_auto_mode_compiles_only_large_problems(monkeypatch):
+    monkeypatch.setenv("CAMPAIGN_COMPILE", "auto")
+    monkeypatch.setattr(F, "_compile_disabled_reason", None)
+    fld = field_for(U1)
+    assert not fld.compiles(fld.cold_start(2, 8))
+    assert fld.compiles(fld.cold_start(16, 16))
+    q = fld.cold_start(16, 16).requires_grad_()
+    assert not fld._use(q)  # autograd always runs eagerly
+    monkeypatch.setenv("CAMPAIGN_COMPILE", "never")
+    assert not fld.compiles(fld.cold_start(64, 64))
+    assert not MatrixField(U2).compiles(U2.identity((1, 2, 2, 2)))
