@@ -17,16 +17,19 @@ Units: links = 2 L^2 per configuration;
   link force evals/s   = links x chains x force evaluations / s.
 Times are the best of several repeats (the machine may be shared), the first trajectory
 (which compiles the kernels) excluded and reported as "warm-up".  "ratio" = fast / numpy
-(or fast / generic).  Peak memory is the extra resident memory one trajectory needs
+(or fast / generic); "MB ratio" = fast / numpy peak memory.  Peak memory is the extra resident memory one trajectory needs
 beyond the resident field (CPU: the process's peak RSS, reset through
 /proc/self/clear_refs, with glibc returning freed blocks of 64 KiB and more to the
 system; GPU: torch.cuda.max_memory_allocated).  Threads: ``--threads auto`` times an
 elementwise op with 1 and with all threads and keeps the faster, which on a loaded
-machine is often one thread.
+machine is often one thread.  ``--malloc tuned`` (default) sets MALLOC_MMAP_THRESHOLD_ and
+MALLOC_TRIM_THRESHOLD_ in the row processes so that glibc keeps freed memory instead of
+faulting fresh pages in for every large temporary (worth up to ~1.5x for U(1) in float64;
+``--malloc default`` measures without).
 
-A full run takes about 10 minutes once the inductor cache holds the kernels (in
-``/tmp/torchinductor_$USER``); a first run compiles each kernel for each lattice shape
-(10-30 s apiece on a slow 2-core machine) and takes longer.
+A full run takes 5-8 minutes once the inductor cache (``/tmp/torchinductor_$USER``) holds
+the kernels for the chosen thread count; a first run compiles each kernel for each
+lattice shape (10-30 s apiece on a slow 2-core machine) and took 12-14 minutes here.
 """
 
 from __future__ import annotations
@@ -48,7 +51,14 @@ TARGETS = {  # link force evaluations / s at L = 32, 64 chains (issue 7)
 
 
 # ----------------------------------------------------------------------------- numpy
-class NumpyU1:
+class _NumpyModel:
+    """What campaign.hmc.integrate needs beyond force/drift: the plain momentum update."""
+
+    def kick(self, p, q, beta, c):
+        return p - c * self.force(q, beta)
+
+
+class NumpyU1(_NumpyModel):
     """U(1) angles theta (chains, 2, L, L); plaquette angle and force with np.roll."""
 
     def __init__(self, dtype):
@@ -89,7 +99,7 @@ class NumpyU1:
         return f
 
 
-class NumpyMatrix:
+class NumpyMatrix(_NumpyModel):
     """SU(2) / U(2) links as complex (chains, 2, L, L, 2, 2) arrays, momenta as algebra
     matrices; products with @, shifts with np.roll, the closed-form 2 x 2 exponential."""
 
@@ -167,24 +177,14 @@ class NumpyMatrix:
 
 
 def numpy_trajectory(model, q, beta, eps, n_steps, integrator, rng):
-    """The algorithm of campaign.hmc.trajectory, in numpy."""
+    """campaign.hmc.trajectory on the numpy model (the integrator is the same code)."""
+    from campaign.hmc import integrate
+
     np = model.np
     p = model.momenta(q, rng)
     h0 = model.kinetic(p) + model.action(q, beta)
-    if integrator == "leapfrog":
-        p = p - (0.5 * eps) * model.force(q, beta)
-        for i in range(n_steps):
-            q = model.drift(q, p, eps)
-            p = p - (eps if i < n_steps - 1 else 0.5 * eps) * model.force(q, beta)
-    else:
-        lam = 0.1931833275037836
-        p = p - (lam * eps) * model.force(q, beta)
-        for i in range(n_steps):
-            q = model.drift(q, p, 0.5 * eps)
-            p = p - ((1 - 2 * lam) * eps) * model.force(q, beta)
-            q = model.drift(q, p, 0.5 * eps)
-            p = p - ((2 * lam if i < n_steps - 1 else lam) * eps) * model.force(q, beta)
-    q1 = model.normalise(q)
+    q1, p = integrate(model, q, p, beta, eps, n_steps, integrator)
+    q1 = model.normalise(q1)
     dh = model.kinetic(p) + model.action(q1, beta) - h0
     accept = rng.random(dh.shape) < np.exp(-np.maximum(dh, 0))
     mask = accept.reshape(accept.shape + (1,) * (q.ndim - 1))
@@ -303,13 +303,15 @@ def run_row(spec: dict) -> dict:
         sync()
         warm = time.perf_counter() - t
         sec, calls = best_time(step, sync, spec["min_time"], spec["repeats"], spec["budget"])
-        mem = peak_extra_mb(step, device)
-        return sec, calls, warm, mem, state
+        return sec, calls, warm, step, state
 
+    # all timings first: the memory passes below change how glibc returns memory
+    memory_passes = {}
     fld = field_for(group, dtype, device)
-    sec, calls, warm, mem, state = torch_case(fld)
+    sec, calls, warm, step, state = torch_case(fld)
+    memory_passes["peak_mb"] = (step, device)
     out.update(field=fld.name, compiled=fld.compiles(state["q"]), warmup_s=warm, traj_s=sec,
-               trajectories_timed=calls, peak_mb=mem)
+               trajectories_timed=calls)
     out["link_updates_per_s"] = link_chains / sec
     out["link_force_evals_per_s"] = link_chains * n_force / sec
 
@@ -331,19 +333,26 @@ def run_row(spec: dict) -> dict:
         nstate["q"] = numpy_trajectory(model, nstate["q"], spec["beta"], eps, n_steps, integrator, rng)
 
     nsec, ncalls = best_time(np_step, lambda: None, spec["min_time"], spec["baseline_repeats"], spec["budget"])
+    memory_passes["numpy_peak_mb"] = (np_step, torch.device("cpu"))
     out.update(numpy_traj_s=nsec, numpy_trajectories_timed=ncalls,
-               numpy_link_force_evals_per_s=link_chains * n_force / nsec,
-               numpy_peak_mb=peak_extra_mb(np_step, torch.device("cpu")))
+               numpy_link_force_evals_per_s=link_chains * n_force / nsec)
 
     if spec["generic"] and group.N > 1:
-        gsec, gcalls, _, gmem, _ = torch_case(MatrixField(group, dtype, device))
-        out.update(generic_traj_s=gsec, generic_link_force_evals_per_s=link_chains * n_force / gsec,
-                   generic_peak_mb=gmem)
+        gsec, _, _, gstep, _ = torch_case(MatrixField(group, dtype, device))
+        memory_passes["generic_peak_mb"] = (gstep, device)
+        out.update(generic_traj_s=gsec, generic_link_force_evals_per_s=link_chains * n_force / gsec)
+
+    for key, (fn, dev) in memory_passes.items():
+        out[key] = peak_extra_mb(fn, dev)
     return out
 
 
 # --------------------------------------------------------------------------- driver
 def choose_threads(requested: str) -> tuple[int, str]:
+    """A number, or "auto": time an HMC-like stream of medium-sized elementwise ops
+    (1 MiB each, as in one L = 32, 64-chain U(1) step) with one thread and with all, and
+    keep the faster.  On a machine shared with other jobs every parallel region waits
+    for its slowest thread, so one thread often wins there."""
     import torch
 
     if requested != "auto":
@@ -351,21 +360,19 @@ def choose_threads(requested: str) -> tuple[int, str]:
     n_all = min(torch.get_num_threads(), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
     if n_all <= 1:
         return 1, "one CPU"
-    x = torch.rand(2**20, dtype=torch.float64)
-    times = {}
-    for n in (1, n_all):
-        torch.set_num_threads(n)
-        best = float("inf")
-        for _ in range(15):
+    x = torch.rand(2**17, dtype=torch.float64)
+    times = {1: float("inf"), n_all: float("inf")}
+    for _ in range(7):  # interleaved, best of 7
+        for n in times:
+            torch.set_num_threads(n)
             t = time.perf_counter()
-            for _ in range(5):
-                torch.sin(x)
-            best = min(best, (time.perf_counter() - t) / 5)
-        times[n] = best
+            for _ in range(100):
+                torch.add(x, torch.sin(x), alpha=0.5)
+            times[n] = min(times[n], (time.perf_counter() - t) / 100)
     torch.set_num_threads(n_all)
     pick = min(times, key=times.get)
-    note = ", ".join(f"{n} thread{'s' * (n > 1)}: {t * 1e3:.2f} ms" for n, t in times.items())
-    return pick, f"auto ({note} per sin of 2^20 doubles)"
+    note = ", ".join(f"{n} thread{'s' * (n > 1)}: {t * 1e6:.0f} us" for n, t in times.items())
+    return pick, f"auto ({note} per sin + add of 2^17 doubles)"
 
 
 def fmt(x: float) -> str:
@@ -374,7 +381,7 @@ def fmt(x: float) -> str:
 
 def print_table(rows: list[dict], generic: bool) -> None:
     head = ["group", "dtype", "L", "chains", "F/traj", "traj/s", "link-upd/s", "link-force/s",
-            "numpy link-force/s", "ratio", "peak MB", "numpy MB", "mem ratio", "warm-up s", "compiled"]
+            "numpy link-force/s", "ratio", "peak MB", "numpy MB", "MB ratio", "warm-up s", "compiled"]
     if generic:
         head[10:10] = ["generic link-force/s", "ratio"]
     lines = []
@@ -388,7 +395,7 @@ def print_table(rows: list[dict], generic: bool) -> None:
             fmt(r["numpy_link_force_evals_per_s"]),
             f"{r['link_force_evals_per_s'] / r['numpy_link_force_evals_per_s']:.1f}x",
             f"{r['peak_mb']:.1f}", f"{r['numpy_peak_mb']:.1f}",
-            f"{r['numpy_peak_mb'] / r['peak_mb']:.1f}x less" if r["peak_mb"] > 0.05 else "-",
+            f"{r['peak_mb'] / r['numpy_peak_mb']:.2f}" if r["numpy_peak_mb"] > 0.05 else "-",
             f"{r['warmup_s']:.1f}", "yes" if r["compiled"] else "no",
         ]
         if generic:
@@ -426,6 +433,9 @@ def main(argv=None) -> int:
     p.add_argument("--min-time", type=float, default=None, help="seconds per timing repeat")
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument("--generic", action="store_true", help="also time the generic MatrixField (slow)")
+    p.add_argument("--malloc", choices=("tuned", "default"), default="tuned",
+                   help="tuned: glibc keeps freed memory (MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ "
+                        "= 512 MiB in the row processes) instead of paging it back in for every new tensor")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="also write the rows here")
     p.add_argument("--row", default=None, help=argparse.SUPPRESS)  # internal: one row as JSON
@@ -441,14 +451,18 @@ def main(argv=None) -> int:
     base = {
         "device": a.device, "threads": threads, "n_steps": a.n_steps, "integrator": a.integrator,
         "trajectory_length": a.trajectory_length, "beta": a.beta, "seed": a.seed, "generic": a.generic,
-        "min_time": a.min_time or (0.3 if a.quick else 0.7), "repeats": a.repeats or (2 if a.quick else 3),
+        "min_time": a.min_time or (0.3 if a.quick else 0.5), "repeats": a.repeats or (2 if a.quick else 3),
         "baseline_repeats": 1 if a.quick else 2, "budget": 6.0 if a.quick else 10.0,
     }
+    env = dict(os.environ)
+    if a.malloc == "tuned":
+        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(512 * 2**20))
+        env.setdefault("MALLOC_TRIM_THRESHOLD_", str(512 * 2**20))
     import torch
 
     print(f"# HMC benchmark: torch {torch.__version__}, device {a.device}, threads {threads} [{how}], "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, "
-          f"CAMPAIGN_COMPILE={os.environ.get('CAMPAIGN_COMPILE', 'auto')}", flush=True)
+          f"CAMPAIGN_COMPILE={os.environ.get('CAMPAIGN_COMPILE', 'auto')}, malloc {a.malloc}", flush=True)
     rows = []
     t_start = time.perf_counter()
     for dtype in a.dtype.split(","):
@@ -458,7 +472,7 @@ def main(argv=None) -> int:
                     spec = dict(base, group=group, dtype=dtype, L=L, chains=c)
                     t = time.perf_counter()
                     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--row", json.dumps(spec)],
-                                          capture_output=True, text=True)
+                                          capture_output=True, text=True, env=env)
                     if proc.returncode == 0:
                         row = json.loads(proc.stdout.strip().splitlines()[-1])
                     else:

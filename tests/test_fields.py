@@ -85,6 +85,17 @@ def test_force_is_derivative_along_fast_drift(group, gen):
     assert torch.allclose(numeric, analytic, rtol=1e-9, atol=1e-9)
 
 
+def test_kick_is_momentum_update(group, gen):
+    fast, ref = field_for(group), MatrixField(group)
+    U = random_links(group, gen)
+    q = fast.from_links(U)
+    p = fast.momenta(q, gen)
+    beta = torch.tensor([0.5, 2.0, 4.5], dtype=torch.float64)
+    assert rel_err(fast.kick(p, q, beta, 0.3), p - 0.3 * fast.force(q, beta)) < 1e-14
+    P = group.from_coords(coords(group, p))
+    assert rel_err(group.from_coords(coords(group, fast.kick(p, q, beta, 0.3))), ref.kick(P, U, beta, 0.3)) < 1e-12
+
+
 def test_links_round_trip(group, gen):
     fast = field_for(group)
     U = random_links(group, gen)
@@ -231,10 +242,14 @@ def test_compiled_kernels_match_eager(group, gen, monkeypatch, dtype, tol):
         phase += 12.0 * torch.randn(phase.shape, generator=gen, dtype=torch.float64).to(dtype)
     p = 5 * fld.momenta(q, gen)
     beta = torch.tensor([0.7, 1.0, 2.0, 4.0], dtype=dtype)
-    eager = (fld.force(q, beta), fld.drift(q, p, 0.8), fld.action(q, beta), fld.mean_plaquette(q))
+    def kernels():
+        return (fld.force(q, beta), fld.drift(q, p, 0.8), fld.action(q, beta), fld.mean_plaquette(q),
+                fld.kick(p, q, beta, 0.3))
+
+    eager = kernels()
     _compile_or_skip(monkeypatch)
     assert fld.compiles(q)
-    compiled = (fld.force(q, beta), fld.drift(q, p, 0.8), fld.action(q, beta), fld.mean_plaquette(q))
+    compiled = kernels()
     if F.compile_disabled_reason() is not None:
         pytest.skip(f"torch.compile unavailable here: {F.compile_disabled_reason()}")
     for a, b in zip(compiled, eager):

@@ -36,21 +36,23 @@ def force_evaluations(integrator: str, n_steps: int) -> int:
 
 
 def integrate(fld: LinkField, q, p, beta, eps: float, n_steps: int, integrator: str):
-    """Molecular dynamics for a trajectory of n_steps steps of size eps; returns (q, p)."""
+    """Molecular dynamics for a trajectory of n_steps steps of size eps; returns (q, p).
+    Momentum updates go through ``fld.kick`` (p - c F(q)), which the fast fields fuse
+    into the force kernel."""
     if integrator == "leapfrog":
-        p = p - (0.5 * eps) * fld.force(q, beta)
+        p = fld.kick(p, q, beta, 0.5 * eps)
         for i in range(n_steps):
             q = fld.drift(q, p, eps)
-            p = p - (eps if i < n_steps - 1 else 0.5 * eps) * fld.force(q, beta)
+            p = fld.kick(p, q, beta, eps if i < n_steps - 1 else 0.5 * eps)
         return q, p
     if integrator == "omelyan":
         lam = OMELYAN_LAMBDA
-        p = p - (lam * eps) * fld.force(q, beta)
+        p = fld.kick(p, q, beta, lam * eps)
         for i in range(n_steps):
             q = fld.drift(q, p, 0.5 * eps)
-            p = p - ((1 - 2 * lam) * eps) * fld.force(q, beta)
+            p = fld.kick(p, q, beta, (1 - 2 * lam) * eps)
             q = fld.drift(q, p, 0.5 * eps)
-            p = p - ((2 * lam if i < n_steps - 1 else lam) * eps) * fld.force(q, beta)
+            p = fld.kick(p, q, beta, (2 * lam if i < n_steps - 1 else lam) * eps)
         return q, p
     raise ValueError(f"unknown integrator {integrator!r}; choose one of {INTEGRATORS}")
 
