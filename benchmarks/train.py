@@ -5,7 +5,9 @@
     python benchmarks/train.py --device cuda --dtype float32
 
 Each case runs ``campaign.training.train_model`` on a Haar-random ensemble in a fresh
-subprocess (so peak memory is per case): steps/s from the loss log's wall-time column
+subprocess (so peak memory is per case), twice: with the batch size asked for, and, as the
+baseline measured in the same run, the way a straightforward training loop goes through
+the data, one configuration per step (batch 1); "ratio" compares configurations/s.  Rates: steps/s from the loss log's wall-time column
 (optimiser steps only, after ``--warmup`` steps), peak memory as the process's maximum
 RSS (CPU; also its growth during training) or ``torch.cuda.max_memory_allocated`` (GPU).
 """
@@ -83,27 +85,36 @@ def main(argv=None) -> int:
         group, L = a.case.split(":")
         print(json.dumps(run_case(group, int(L), steps, a.warmup, batch, a.device, a.dtype, a.threads, arch)))
         return 0
+    def case(group, L, batch_size):
+        cmd = [sys.executable, __file__, "--case", f"{group}:{L}", "--steps", str(steps),
+               "--warmup", str(a.warmup), "--batch-size", str(batch_size), "--device", a.device,
+               "--dtype", a.dtype, "--threads", str(a.threads)]
+        for k, v in arch.items():
+            cmd += [f"--{k.replace('_', '-')}", str(v)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode:
+            print(f"{group} L={L} batch {batch_size} failed:\n{r.stderr}", file=sys.stderr)
+            return None
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
     rows = []
     for group in a.groups:
         for L in a.L:
-            cmd = [sys.executable, __file__, "--case", f"{group}:{L}", "--steps", str(steps),
-                   "--warmup", str(a.warmup), "--batch-size", str(batch), "--device", a.device,
-                   "--dtype", a.dtype, "--threads", str(a.threads)]
-            for k, v in arch.items():
-                cmd += [f"--{k.replace('_', '-')}", str(v)]
-            r = subprocess.run(cmd, capture_output=True, text=True)
-            if r.returncode:
-                print(f"{group} L={L} failed:\n{r.stderr}", file=sys.stderr)
+            row, base = case(group, L, batch), case(group, L, 1)
+            if row is None or base is None:
                 continue
-            rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
+            row["baseline_configs_per_s"] = base["configs_per_s"]
+            rows.append(row)
             print(f"  done {group} L={L}", file=sys.stderr, flush=True)
     mem = "cuda_peak_mb" if a.device.startswith("cuda") else "train_rss_growth_mb"
     print(f"training benchmark: device={a.device} dtype={a.dtype} threads={a.threads} batch={batch} "
-          f"steps={steps} arch={arch or 'default'}")
-    print(f"{'group':6} {'L':>4} {'steps/s':>9} {'configs/s':>10} {'ms/step':>9} {'peak RSS MB':>12} {mem:>20}")
+          f"steps={steps} arch={arch or 'default'}; baseline = batch 1")
+    print(f"{'group':6} {'L':>4} {'steps/s':>9} {'configs/s':>10} {'ms/step':>9} {'baseline configs/s':>19} "
+          f"{'ratio':>7} {'peak RSS MB':>12} {mem:>20}")
     for r in rows:
         print(f"{r['group']:6} {r['L']:>4} {r['steps_per_s']:>9.2f} {r['configs_per_s']:>10.1f} "
-              f"{1000 / r['steps_per_s']:>9.1f} {r['peak_rss_mb']:>12.0f} {r[mem]:>20.0f}")
+              f"{1000 / r['steps_per_s']:>9.1f} {r['baseline_configs_per_s']:>19.1f} "
+              f"{r['configs_per_s'] / r['baseline_configs_per_s']:>6.1f}x {r['peak_rss_mb']:>12.0f} {r[mem]:>20.0f}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rows, f, indent=1)
