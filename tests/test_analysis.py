@@ -328,3 +328,22 @@ def test_collect_summaries(tmp_path):
     assert len(back) == len(df) and list(back.columns) == TABLE_COLUMNS
     empty = collect_summaries([])
     assert list(empty.columns) == TABLE_COLUMNS and len(empty) == 0
+
+
+def test_maala_diagnostics_from_history():
+    """Tail step size (mean over batches) and the plaquette after annealing, from the
+    sampler's history arrays; HMC files do not get them."""
+    from campaign.analysis import algorithm_diagnostics
+
+    history = {
+        "tail_acceptance": np.full((4, 2), 0.6),
+        "batch_eps": np.array([0.02, 0.04]),
+        "tail_plaquette": np.array([[0.70, 0.74], [0.80, 0.81], [0.81, 0.80], [0.80, 0.82]]),
+    }
+    d = algorithm_diagnostics("maala", history, {})
+    assert d["acceptance"]["value"] == pytest.approx(0.6)
+    assert d["tail_step_size"]["value"] == pytest.approx(0.03)
+    assert d["tail_step_size"]["error"] == pytest.approx(0.01)
+    assert d["annealed_plaquette"]["value"] == pytest.approx(0.72)
+    hmc = algorithm_diagnostics("hmc", {"accept_prob": np.full((10, 2), 0.9)}, {"therm": 0})
+    assert "tail_step_size" not in hmc and "annealed_plaquette" not in hmc

@@ -30,7 +30,10 @@ Diagnostics from the file's ``history/`` group:
 * MAALA and other samplers: ``tail_acceptance`` (and the alias ``acceptance``) from the
   first history key among ``tail_acceptance, tail_accept_prob, accept_prob, acceptance,
   accepted``, else from the attr ``tail_acceptance`` / ``acceptance``; every other history key
-  containing "accept" is reported as ``history_<key>``.
+  containing "accept" is reported as ``history_<key>``.  MAALA files also give
+  ``tail_step_size`` (the frozen MH step size, mean over batches, from ``batch_eps``) and
+  ``annealed_plaquette`` (plaquette after the first tail step, from ``tail_plaquette``:
+  how close the annealing alone lands to the target).
 
 Tidy table (``collect_summaries``)
 ----------------------------------
@@ -67,7 +70,7 @@ TABLE_COLUMNS = [
     "value", "error", "tau_int", "tau_int_error", "n_eff", "exact", "pull",
     "wall_time_s", "cost_per_independent_sample_s",
 ]
-_DIAGNOSTIC_ROWS = ("acceptance", "exp_minus_dH")
+_DIAGNOSTIC_ROWS = ("acceptance", "exp_minus_dH", "tail_step_size", "annealed_plaquette")
 _LOOP_RE = re.compile(r"^W_(\d+)x(\d+)$")
 
 
@@ -253,6 +256,11 @@ def algorithm_diagnostics(algorithm: str, history: dict, attrs: dict) -> dict:
             diag[f"history_{key}"] = _plain(vals[np.isfinite(vals)])
     if "tail_acceptance" in diag:
         diag["acceptance"] = diag["tail_acceptance"]
+    if "batch_eps" in history and np.size(history["batch_eps"]):
+        diag["tail_step_size"] = _plain(np.asarray(history["batch_eps"], dtype=np.float64).ravel())
+    tp = np.asarray(history.get("tail_plaquette", []), dtype=np.float64)
+    if tp.ndim >= 1 and len(tp):
+        diag["annealed_plaquette"] = _plain(np.atleast_1d(tp[0]).ravel())
     return diag
 
 
@@ -480,7 +488,7 @@ def collect_summaries(summary_paths, exact_paths=None) -> pd.DataFrame:
         if s.get("chi_t"):
             entries["chi_t"] = s["chi_t"]
         diag = s.get("diagnostics") or {}
-        for key in ("acceptance", "exp_minus_dH"):
+        for key in _DIAGNOSTIC_ROWS:
             if isinstance(diag.get(key), dict):
                 entries[key] = diag[key]
         for name, st in entries.items():
@@ -488,10 +496,12 @@ def collect_summaries(summary_paths, exact_paths=None) -> pd.DataFrame:
             r, t = (int(m.group(1)), int(m.group(2))) if m else (math.nan, math.nan)
             value, error = _num(st.get("value")), _num(st.get("error"))
             n_eff = _num(st.get("n_eff"))
-            ex_val = _exact_lookup(ex, name) if name != "acceptance" else math.nan
+            ex_val = (_exact_lookup(ex, "plaquette") if name == "annealed_plaquette"
+                      else _exact_lookup(ex, name) if name not in ("acceptance", "tail_step_size") else math.nan)
             if name == "Q" and base["group"] == "su2":
                 ex_val = math.nan
-            pull = (value - ex_val) / error if error and math.isfinite(error) and error > 0 else math.nan
+            pull = (value - ex_val) / error if (
+                error and math.isfinite(error) and error > 0 and name != "annealed_plaquette") else math.nan
             rows.append({
                 **base, "observable": name, "R": r, "T": t, "area": r * t if m else math.nan,
                 "value": value, "error": error, "tau_int": _num(st.get("tau_int")),

@@ -14,7 +14,9 @@ wilson_loops                W(R,T) vs area RT (log y), HMC vs diffusion vs exact
                             per (group, beta) at one L, with a pull panel underneath
 beta_extrapolation_<g>      plaquette, W(2,2), chi_t (u1/u2) vs beta per target L, exact
                             curves, training beta0 marked; one figure per group
-maala_acceptance            MAALA tail acceptance vs beta, one curve per L, panel per group
+maala_acceptance            MAALA tail acceptance, frozen tail step size and the annealed
+                            plaquette's distance from exact vs beta, one curve per L,
+                            one column per group
 topology                    Q histograms and Q histories, HMC vs diffusion at the largest
                             beta (u1/u2), from the per-configuration tables
 autocorrelation_cost        tau_int(Q) (plaquette for SU(2)) and sampling cost per
@@ -131,9 +133,13 @@ def captions(L: int | None = None, groups=GROUP_ORDER) -> dict[str, str]:
             "every loop; the shaded band is +-1, the dotted lines +-2."
         ),
         "maala_acceptance": (
-            "Metropolis acceptance in the corrected low-noise tail of the MAALA sampler against "
-            "the target coupling beta, one curve per lattice size L; the dotted line marks the "
-            "training coupling beta0."
+            "The MAALA sampler against the target coupling beta, one curve per lattice size L, one "
+            "column per group; the dotted line marks the training coupling beta0. Top: Metropolis "
+            "acceptance in the corrected tail (held near its target by the step-size control). "
+            "Middle: the tail step size eps the control settled on (larger eps: faster moves at "
+            "that acceptance). Bottom: plaquette right after the annealing (first tail step) "
+            "minus the exact plaquette -- how far the annealing alone lands from the target, i.e. "
+            "how much work is left to the corrected tail; error bars: spread over batches."
         ),
         "topology": (
             f"Topological charge at the largest coupling with data ({at_L}). Left: normalised "
@@ -610,32 +616,50 @@ def fig_beta_extrapolation(df: pd.DataFrame, group: str, exact_curves: bool = Tr
 # ------------------------------------------------------------------- figure 3
 def fig_maala_acceptance(df: pd.DataFrame):
     title = "MAALA acceptance"
-    a = df[(df["observable"] == "acceptance") & (df["algorithm"] == "maala")]
-    a = a[np.isfinite(a["value"])]
-    if not len(a):
+    m = df[(df["algorithm"] == "maala") & np.isfinite(df["value"])]
+    rows = [(obs, label) for obs, label in (
+        ("acceptance", "tail acceptance"),
+        ("tail_step_size", r"tail step size $\epsilon$"),
+        ("annealed_plaquette", "annealed plaquette\n$-$ exact"),
+    ) if len(m[m["observable"] == obs])]
+    if not rows or rows[0][0] != "acceptance":
         return _no_data(title, "no MAALA samples measured")
+    a = m[m["observable"] == "acceptance"]
     groups = _group_order(a["group"])
     n = len(groups)
-    fig, axes = plt.subplots(1, n, figsize=(max(HALF_WIDTH, 2.3 * n + 0.5), 2.2), sharey=True, squeeze=False,
-                             gridspec_kw={"wspace": 0.08})
+    fig, axes = plt.subplots(len(rows), n, figsize=(max(HALF_WIDTH, 2.3 * n + 0.5), 0.4 + 1.75 * len(rows)),
+                             sharex="col", sharey="row", squeeze=False,
+                             gridspec_kw={"wspace": 0.08, "hspace": 0.12})
     colour = _L_colours({int(v) for v in a["L"]})
-    for ax, g in zip(axes[0], groups):
-        sg = a[a["group"] == g]
-        for L in sorted(colour):
-            s = sg[sg["L"] == L].sort_values("beta")
-            if not len(s):
-                continue
-            ax.errorbar(s["beta"], s["value"], yerr=np.nan_to_num(s["error"].to_numpy(float)), color=colour[L],
-                        marker="o", ms=3.5, lw=0.9, label=f"$L = {L}$")
-        L0s = _L0_values(sg)
-        _mark_beta0(ax, _beta0_values(sg))
-        ax.set_ylim(0, 1.04)
-        ax.set_xlabel(r"$\beta$")
-        ax.set_title(GROUP_LABEL.get(g, g) + (f"  (trained at $L_0 = {L0s[0]}$)" if len(L0s) == 1 else ""), pad=3)
-        h, lab = ax.get_legend_handles_labels()
-        order = sorted(range(len(lab)), key=lambda i: lab[i].startswith("training"))
-        ax.legend([h[i] for i in order], [lab[i] for i in order], loc="lower left")
-    axes[0][0].set_ylabel("MAALA tail acceptance")
+    for j, g in enumerate(groups):
+        for i, (obs, label) in enumerate(rows):
+            ax = axes[i][j]
+            sg = m[(m["group"] == g) & (m["observable"] == obs)]
+            for L in sorted(colour):
+                s = sg[sg["L"] == L].sort_values("beta")
+                if not len(s):
+                    continue
+                y = s["value"].to_numpy(float)
+                if obs == "annealed_plaquette":
+                    y = y - s["exact"].to_numpy(float)
+                ax.errorbar(s["beta"], y, yerr=np.nan_to_num(s["error"].to_numpy(float)), color=colour[L],
+                            marker="o", ms=3.5, lw=0.9, label=f"$L = {L}$")
+            _mark_beta0(ax, _beta0_values(m[m["group"] == g]), label=(i == 0))
+            if obs == "acceptance":
+                ax.set_ylim(0, 1.04)
+                L0s = _L0_values(sg)
+                ax.set_title(GROUP_LABEL.get(g, g) + (f"  (trained at $L_0 = {L0s[0]}$)" if len(L0s) == 1 else ""),
+                             pad=3)
+                h, lab = ax.get_legend_handles_labels()
+                order = sorted(range(len(lab)), key=lambda k: lab[k].startswith("training"))
+                ax.legend([h[k] for k in order], [lab[k] for k in order], loc="lower left")
+            elif obs == "tail_step_size":
+                ax.set_yscale("log")
+            else:
+                ax.axhline(0.0, color="k", lw=0.7)
+            if j == 0:
+                ax.set_ylabel(label)
+        axes[-1][j].set_xlabel(r"$\beta$")
     return fig
 
 
