@@ -52,10 +52,14 @@ TARGETS = {  # link force evaluations / s at L = 32, 64 chains (issue 7)
 
 # ----------------------------------------------------------------------------- numpy
 class _NumpyModel:
-    """What campaign.hmc.integrate needs beyond force/drift: the plain momentum update."""
+    """What campaign.hmc.integrate needs beyond force/drift: the unfused generic updates
+    of campaign.fields.LinkField (plain array arithmetic, so they run on numpy too)."""
 
-    def kick(self, p, q, beta, c):
-        return p - c * self.force(q, beta)
+    from campaign.fields import LinkField
+
+    kick = LinkField.kick
+    drift_kick = LinkField.drift_kick
+    del LinkField
 
 
 class NumpyU1(_NumpyModel):

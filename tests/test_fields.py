@@ -94,6 +94,13 @@ def test_kick_is_momentum_update(group, gen):
     assert rel_err(fast.kick(p, q, beta, 0.3), p - 0.3 * fast.force(q, beta)) < 1e-14
     P = group.from_coords(coords(group, p))
     assert rel_err(group.from_coords(coords(group, fast.kick(p, q, beta, 0.3))), ref.kick(P, U, beta, 0.3)) < 1e-12
+    # the fused pair equals drift, then kick at the new links (also in the matrix field)
+    q1, p1 = fast.drift_kick(q, p, 0.2, beta, 0.3)
+    assert rel_err(q1, fast.drift(q, p, 0.2)) < 1e-14
+    assert rel_err(p1, fast.kick(p, fast.drift(q, p, 0.2), beta, 0.3)) < 1e-14
+    U1, P1 = ref.drift_kick(U, P, 0.2, beta, 0.3)
+    assert rel_err(fast.to_links(q1), U1) < 1e-12
+    assert rel_err(group.from_coords(coords(group, p1)), P1) < 1e-12
 
 
 def test_links_round_trip(group, gen):
@@ -244,7 +251,7 @@ def test_compiled_kernels_match_eager(group, gen, monkeypatch, dtype, tol):
     beta = torch.tensor([0.7, 1.0, 2.0, 4.0], dtype=dtype)
     def kernels():
         return (fld.force(q, beta), fld.drift(q, p, 0.8), fld.action(q, beta), fld.mean_plaquette(q),
-                fld.kick(p, q, beta, 0.3))
+                fld.kick(p, q, beta, 0.3), *fld.drift_kick(q, p, 0.8, beta, 0.3))
 
     eager = kernels()
     _compile_or_skip(monkeypatch)

@@ -81,8 +81,15 @@ class LinkField:
     def kick(self, p, q, beta, c):
         """Momentum update p - c * force(q, beta).  The fast fields fuse it into the
         force kernel: no force tensor and no temporary are written and read back, one
-        kernel launch instead of three.  (campaign.hmc does not use it yet.)"""
+        kernel launch instead of three."""
         return p - c * self.force(q, beta)
+
+    def drift_kick(self, q, p, h, beta, c):
+        """A drift by h followed by a kick with c at the new links: (q', p - c F(q')).
+        The integrators' steps come in this pair; the fast fields run it as one kernel,
+        which saves writing the new links and reading them back (and a launch)."""
+        q = self.drift(q, p, h)
+        return q, self.kick(p, q, beta, c)
 
 
 class MatrixField(LinkField):
@@ -277,8 +284,14 @@ def _u1_kick(q, p, cbeta):
     return p - _u1_force(q, cbeta)
 
 
+def _u1_drift_kick(q, p, h, cbeta):
+    q1 = q + h * p
+    return q1, p - _u1_force(q1, cbeta)
+
+
 _U1_FORCE = _Kernel(_u1_force)
 _U1_KICK = _Kernel(_u1_kick)
+_U1_DRIFT_KICK = _Kernel(_u1_drift_kick)
 _U1_DENSITY = _Kernel(_u1_density_sum)
 
 
@@ -417,6 +430,18 @@ def _u2_kick(q, p, cbeta):
     return p - _u2_force(q, cbeta)
 
 
+def _su2_drift_kick(q, p, h, cbeta):
+    q1 = _su2_drift(q, p, h)
+    return q1, p - _su2_force(q1, cbeta)
+
+
+def _u2_drift_kick(q, p, h, cbeta):
+    q1 = _u2_drift(q, p, h)
+    return q1, p - _u2_force(q1, cbeta)
+
+
+_SU2_DRIFT_KICK = _Kernel(_su2_drift_kick)
+_U2_DRIFT_KICK = _Kernel(_u2_drift_kick)
 _SU2_FORCE = _Kernel(_su2_force)
 _SU2_KICK = _Kernel(_su2_kick)
 _U2_KICK = _Kernel(_u2_kick)
@@ -432,7 +457,7 @@ class _FastField(LinkField):
     """Shared plumbing of the real-tensor representations."""
 
     components = 0  # per link; 0: a bare angle
-    _force_kernel = _density_kernel = _drift_kernel = _kick_kernel = None
+    _force_kernel = _density_kernel = _drift_kernel = _kick_kernel = _drift_kick_kernel = None
 
     def compiles(self, q):
         mode = compile_mode()
@@ -483,6 +508,9 @@ class _FastField(LinkField):
     def kick(self, p, q, beta, c):
         return self._kick_kernel(self._use(q, p, beta), q, p, self._tensor(beta, q) * c)
 
+    def drift_kick(self, q, p, h, beta, c):
+        return self._drift_kick_kernel(self._use(q, p, beta, h), q, p, self._tensor(h, q), self._tensor(beta, q) * c)
+
     def momenta(self, q, generator):
         """Same random stream as MatrixField: coordinates drawn as (chains, 2, L, L, dim)."""
         chains, L1, L2 = q.shape[0], q.shape[-2], q.shape[-1]
@@ -502,6 +530,7 @@ class U1AngleField(_FastField):
 
     name = "u1-angles"
     _force_kernel, _density_kernel, _kick_kernel = _U1_FORCE, _U1_DENSITY, _U1_KICK
+    _drift_kick_kernel = _U1_DRIFT_KICK
 
     def __init__(self, dtype=torch.float64, device=None):
         super().__init__(U1, dtype, device)
@@ -529,6 +558,7 @@ class SU2QuaternionField(_FastField):
     name = "su2-quaternions"
     components = 4
     _force_kernel, _kick_kernel, _drift_kernel, _density_kernel = _SU2_FORCE, _SU2_KICK, _SU2_DRIFT, _SU2_DENSITY
+    _drift_kick_kernel = _SU2_DRIFT_KICK
 
     def __init__(self, dtype=torch.float64, device=None):
         super().__init__(SU2, dtype, device)
@@ -563,6 +593,7 @@ class U2QuaternionField(SU2QuaternionField):
     name = "u2-phase-quaternions"
     components = 5
     _force_kernel, _kick_kernel, _drift_kernel, _density_kernel = _U2_FORCE, _U2_KICK, _U2_DRIFT, _U2_DENSITY
+    _drift_kick_kernel = _U2_DRIFT_KICK
 
     def __init__(self, dtype=torch.float64, device=None):
         _FastField.__init__(self, U2, dtype, device)

@@ -37,22 +37,19 @@ def force_evaluations(integrator: str, n_steps: int) -> int:
 
 def integrate(fld: LinkField, q, p, beta, eps: float, n_steps: int, integrator: str):
     """Molecular dynamics for a trajectory of n_steps steps of size eps; returns (q, p).
-    Momentum updates go through ``fld.kick`` (p - c F(q)), which the fast fields fuse
-    into the force kernel."""
+    After the first half kick the steps are (drift, kick) pairs, ``fld.drift_kick``,
+    which the fast fields run as one fused kernel."""
     if integrator == "leapfrog":
         p = fld.kick(p, q, beta, 0.5 * eps)
         for i in range(n_steps):
-            q = fld.drift(q, p, eps)
-            p = fld.kick(p, q, beta, eps if i < n_steps - 1 else 0.5 * eps)
+            q, p = fld.drift_kick(q, p, eps, beta, eps if i < n_steps - 1 else 0.5 * eps)
         return q, p
     if integrator == "omelyan":
         lam = OMELYAN_LAMBDA
         p = fld.kick(p, q, beta, lam * eps)
         for i in range(n_steps):
-            q = fld.drift(q, p, 0.5 * eps)
-            p = fld.kick(p, q, beta, (1 - 2 * lam) * eps)
-            q = fld.drift(q, p, 0.5 * eps)
-            p = fld.kick(p, q, beta, (2 * lam if i < n_steps - 1 else lam) * eps)
+            q, p = fld.drift_kick(q, p, 0.5 * eps, beta, (1 - 2 * lam) * eps)
+            q, p = fld.drift_kick(q, p, 0.5 * eps, beta, (2 * lam if i < n_steps - 1 else lam) * eps)
         return q, p
     raise ValueError(f"unknown integrator {integrator!r}; choose one of {INTEGRATORS}")
 
