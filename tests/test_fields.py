@@ -306,3 +306,25 @@ def test_auto_mode_compiles_only_large_problems(monkeypatch):
     monkeypatch.setenv("CAMPAIGN_COMPILE", "never")
     assert not fld.compiles(fld.cold_start(64, 64))
     assert not MatrixField(U2).compiles(U2.identity((1, 2, 2, 2)))
+
+
+@pytest.mark.slow
+def test_single_chain_trajectories_do_not_recompile(gen, monkeypatch):
+    """With one chain the chain axis's stride is arbitrary; kernel outputs and fresh
+    states must hit the same compiled graphs (seen before the fix: one recompilation per
+    kernel on the second trajectory, a minute each for U(2) at L = 64)."""
+    from torch._dynamo.utils import counters
+
+    from campaign.hmc import trajectory
+
+    _compile_or_skip(monkeypatch)
+    fld = field_for(SU2)
+    q = fld.from_links(random_links(SU2, gen, chains=1, L=6))
+    q = trajectory(fld, q, 1.0, 0.1, 3, "omelyan", gen)[0]
+    if F.compile_disabled_reason() is not None:
+        pytest.skip(f"torch.compile unavailable here: {F.compile_disabled_reason()}")
+    graphs = counters["stats"]["unique_graphs"]
+    for _ in range(2):
+        q = trajectory(fld, q, 1.0, 0.1, 3, "omelyan", gen)[0]
+    q = trajectory(fld, fld.from_links(random_links(SU2, gen, chains=1, L=6)), 1.0, 0.1, 3, "omelyan", gen)[0]
+    assert counters["stats"]["unique_graphs"] == graphs

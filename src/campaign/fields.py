@@ -171,7 +171,7 @@ class _Kernel:
         try:
             if self._compiled is None:
                 self._compiled = torch.compile(self.fn, options=_INDUCTOR_OPTIONS)
-            return self._compiled(*args)
+            return self._compiled(*map(_canonical_single_chain, args))
         except Exception as exc:  # noqa: BLE001 - decided below by the eager call
             out = self.fn(*args)  # raises the caller's own errors
             msg = str(exc).strip().splitlines()
@@ -186,6 +186,15 @@ class _Kernel:
 
 
 # ---------------------------------------------------------------- layout
+def _canonical_single_chain(t):
+    """With one chain, the chain axis's stride is arbitrary (chains_last makes it 1, a
+    kernel's output has it numel): one canonical value, or every other call fails
+    dynamo's stride guard and recompiles (a minute per kernel for U(2) at L = 64)."""
+    if torch.is_tensor(t) and t.ndim > 1 and t.shape[0] == 1 and t.stride(0) != t[0].numel():
+        return t.as_strided(t.shape, (t[0].numel(), *t.stride()[1:]))
+    return t
+
+
 def chains_last(t: torch.Tensor) -> torch.Tensor:
     """Same values and shape (chain axis first), chain axis innermost in memory."""
     return t.movedim(0, -1).contiguous().movedim(-1, 0)
