@@ -339,11 +339,13 @@ def test_maala_diagnostics_from_history():
         "tail_acceptance": np.full((4, 2), 0.6),
         "batch_eps": np.array([0.02, 0.04]),
         "tail_plaquette": np.array([[0.70, 0.74], [0.80, 0.81], [0.81, 0.80], [0.80, 0.82]]),
+        "tail_q_changed": np.array([0.0, 1.0, 0.0, 0.0]),
     }
     d = algorithm_diagnostics("maala", history, {})
     assert d["acceptance"]["value"] == pytest.approx(0.6)
     assert d["tail_step_size"]["value"] == pytest.approx(0.03)
     assert d["tail_step_size"]["error"] == pytest.approx(0.01)
     assert d["annealed_plaquette"]["value"] == pytest.approx(0.72)
+    assert d["tail_q_changed"]["value"] == pytest.approx(0.25)
     hmc = algorithm_diagnostics("hmc", {"accept_prob": np.full((10, 2), 0.9)}, {"therm": 0})
     assert "tail_step_size" not in hmc and "annealed_plaquette" not in hmc

@@ -256,3 +256,16 @@ if __name__ == "__main__":  # fixture figures for inspection
     for name, paths in make_figures(df, out_dir, per_config_tables=per_config, loss_logs=losses,
                                     exact_curves=False).items():
         print(name, *[str(p) for p in paths])
+
+
+def test_q_history_uses_all_independent_samples():
+    """The Q history shows a Markov chain's first chain in order, but for independent
+    samples (one per chain) every sample, not a single point."""
+    import pandas as pd
+
+    from campaign.figures import _first_chain
+
+    markov = pd.DataFrame({"chain": [1, 0, 0, 1, 0], "step": [0, 2, 0, 1, 1], "Q": [9, 3, 1, 9, 2]})
+    assert list(_first_chain(markov)["Q"]) == [1, 2, 3]
+    independent = pd.DataFrame({"chain": [2, 0, 1], "step": [0, 0, 0], "Q": [5, 6, 7]})
+    assert list(_first_chain(independent)["Q"]) == [6, 7, 5]

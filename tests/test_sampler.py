@@ -433,6 +433,7 @@ def test_file_layout_history_and_truncation(tmp_path):
     assert np.all(h["tail_eps"][10:] == h["tail_eps"][10]) and h["tail_eps"][0, 0] != h["tail_eps"][10, 0]
     assert np.allclose(h["batch_eps"], h["tail_eps"][-1])
     assert h["sample_acceptance"].shape == (11,)
+    assert "tail_q_changed" not in h  # SU(2): no topology
     assert np.all((h["sample_acceptance"] >= 0) & (h["sample_acceptance"] <= 1))
     assert np.allclose(trace(ens.links @ ens.links.conj().transpose(-1, -2)).real, 2)
     assert not (tmp_path / "x.h5.parts").exists()
@@ -460,6 +461,21 @@ def test_independent_samples_float32_and_nn_module(tmp_path):
     assert ens.links.dtype == torch.complex64 and ens.attrs["independent"]
     assert list(ens.chain) == [0, 1, 2, 3, 4, 5] and list(ens.step) == [0] * 6
     assert net.seen == (torch.complex128, torch.float64, (2,))  # last batch: 2 chains
+
+
+def test_tail_records_whether_it_changed_the_topological_charge(tmp_path, capsys):
+    """U(1): per chain, whether the corrected tail changed the Q the annealing handed it;
+    at strong coupling a long tail changes most, no tail changes none (and says so)."""
+    model = PhysicsScore("u1", 0.5, 4, sigma_min=0.01, sigma_max=3.0)
+    long = io.read_ensemble(sample_to_file(model, tmp_path / "a.h5", 0.5, 4, 40, n_levels=10, tail_steps=300,
+                                           batch=20, seed=1, progress=False))
+    changed = long.history["tail_q_changed"]
+    assert changed.shape == (40,) and set(np.unique(changed)) <= {0.0, 1.0}
+    assert changed.mean() > 0.5 and long.attrs["tail_q_changed"] == pytest.approx(changed.mean())
+    none = io.read_ensemble(sample_to_file(model, tmp_path / "b.h5", 0.5, 4, 8, n_levels=10, tail_steps=0,
+                                           batch=8, seed=1, progress=True))
+    assert np.all(none.history["tail_q_changed"] == 0)
+    assert "changed the topological charge of 0% of the chains" in capsys.readouterr().err
 
 
 def test_bad_arguments_are_campaign_errors(tmp_path):

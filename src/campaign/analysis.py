@@ -33,7 +33,9 @@ Diagnostics from the file's ``history/`` group:
   containing "accept" is reported as ``history_<key>``.  MAALA files also give
   ``tail_step_size`` (the frozen MH step size, mean over batches, from ``batch_eps``) and
   ``annealed_plaquette`` (plaquette after the first tail step, from ``tail_plaquette``:
-  how close the annealing alone lands to the target).
+  how close the annealing alone lands to the target) and, for U(1)/U(2),
+  ``tail_q_changed`` (fraction of chains whose topological charge the corrected tail
+  changed: near 0, Q is inherited from the annealing).
 
 Tidy table (``collect_summaries``)
 ----------------------------------
@@ -70,7 +72,7 @@ TABLE_COLUMNS = [
     "value", "error", "tau_int", "tau_int_error", "n_eff", "exact", "pull",
     "wall_time_s", "cost_per_independent_sample_s",
 ]
-_DIAGNOSTIC_ROWS = ("acceptance", "exp_minus_dH", "tail_step_size", "annealed_plaquette")
+_DIAGNOSTIC_ROWS = ("acceptance", "exp_minus_dH", "tail_step_size", "annealed_plaquette", "tail_q_changed")
 _LOOP_RE = re.compile(r"^W_(\d+)x(\d+)$")
 
 
@@ -258,6 +260,8 @@ def algorithm_diagnostics(algorithm: str, history: dict, attrs: dict) -> dict:
         diag["acceptance"] = diag["tail_acceptance"]
     if "batch_eps" in history and np.size(history["batch_eps"]):
         diag["tail_step_size"] = _plain(np.asarray(history["batch_eps"], dtype=np.float64).ravel())
+    if "tail_q_changed" in history and np.size(history["tail_q_changed"]):
+        diag["tail_q_changed"] = _plain(np.asarray(history["tail_q_changed"], dtype=np.float64).ravel())
     tp = np.asarray(history.get("tail_plaquette", []), dtype=np.float64)
     if tp.ndim >= 1 and len(tp):
         diag["annealed_plaquette"] = _plain(np.atleast_1d(tp[0]).ravel())
@@ -497,7 +501,8 @@ def collect_summaries(summary_paths, exact_paths=None) -> pd.DataFrame:
             value, error = _num(st.get("value")), _num(st.get("error"))
             n_eff = _num(st.get("n_eff"))
             ex_val = (_exact_lookup(ex, "plaquette") if name == "annealed_plaquette"
-                      else _exact_lookup(ex, name) if name not in ("acceptance", "tail_step_size") else math.nan)
+                      else _exact_lookup(ex, name) if name not in ("acceptance", "tail_step_size", "tail_q_changed")
+                      else math.nan)
             if name == "Q" and base["group"] == "su2":
                 ex_val = math.nan
             pull = (value - ex_val) / error if (

@@ -693,8 +693,12 @@ def _topology_rows(df: pd.DataFrame, per_config: _PerConfig, L: int | None):
 
 
 def _first_chain(t: pd.DataFrame) -> pd.DataFrame:
+    """The first Markov chain in order; independent samples (one per chain) all, in order."""
     if "chain" in t and "step" in t and len(t):
-        return t[t["chain"] == t["chain"].min()].sort_values("step")
+        first = t[t["chain"] == t["chain"].min()]
+        if len(first) > 1:
+            return first.sort_values("step")
+        return t.sort_values(["chain", "step"], kind="stable")
     return t
 
 

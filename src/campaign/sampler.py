@@ -292,6 +292,10 @@ def default_tail_eps(group: Group, beta: float, L: int) -> float:
     return min(1.0, 1.0 / stiffness) * dof ** (-1.0 / 3.0)
 
 
+# below this fraction of chains whose Q the tail changed, sample_to_file says so
+TAIL_Q_CHANGED_WARN = 0.5
+
+
 # ------------------------------------------------------------------- settings
 @dataclass
 class MAALASettings:
@@ -409,6 +413,16 @@ def _batch_seed(seed: int, index: int) -> int:
     return seed_from("maala-batch", index, base=seed)
 
 
+def _charge(group: Group, U: torch.Tensor) -> torch.Tensor | None:
+    """Topological charge per chain for U(1)/U(2) (None for SU(2)); rounded without the
+    integrality check of ``observables.topological_charge``, which syncs with the host."""
+    if group.name not in ("u1", "u2"):
+        return None
+    from .observables import plaquette_phases
+
+    return torch.round(plaquette_phases(group, U).sum((-1, -2)) / (2 * math.pi))
+
+
 def run_batch(
     model, s: MAALASettings, n_chains: int, generator: torch.Generator,
     device: torch.device, progress: Progress | None = None, progress_offset: int = 0,
@@ -470,6 +484,7 @@ def run_batch(
     # ---- Metropolis-adjusted tail at sigma_tail, adapted then frozen step size
     drift = drift_at(s.sigma_tail)
     state = init_state(U, log_prob, drift)
+    q_start = _charge(group, U)
     state = state._replace(drift=sanitised(state.drift))
     if prev is not None:
         score_previous_move(state.log_prob, state.drift)
@@ -518,6 +533,8 @@ def run_batch(
             n_frozen += 1
         steps_done += 1
         done = k + 1
+        if done == s.tail_steps and q_start is not None:
+            q_changed = (_charge(group, state.U) != q_start).to(rdtype)
         if done >= s.tail_steps and (done - s.tail_steps) % s.continue_sep == 0:
             take_sample()
         tick(lambda k=k, eps_t=eps_t: (
@@ -527,6 +544,8 @@ def run_batch(
         ))
 
     offload()
+    if q_start is not None and s.tail_steps == 0:
+        q_changed = torch.zeros(B, dtype=rdtype, device=device)
     acc_np = acc_hist.cpu().numpy()
     frozen = acc_np[s.tail_adapt:]
     history = {
@@ -540,6 +559,8 @@ def run_batch(
         "batch_acceptance": float(frozen.mean()) if frozen.size else float("nan"),
         "nonfinite_scores": int(nonfinite),
     }
+    if q_start is not None:
+        history["tail_q_changed"] = q_changed.cpu().numpy()  # (B,)
     return BatchResult(torch.cat(samples), history, float(torch.exp(log_eps)), time.monotonic() - start)
 
 
@@ -641,6 +662,11 @@ def sample_to_file(
                    force=True)
 
     links, chain, step, history, summary = _assemble(s, sizes, results)
+    changed = summary.get("tail_q_changed")
+    if progress and changed is not None and changed < TAIL_Q_CHANGED_WARN:
+        print(f"note: the Metropolis-corrected tail changed the topological charge of {100 * changed:.0f}% of "
+              "the chains; Q (and chi_t) then come from the annealing and are exact only as far as the "
+              "annealing is -- more steps per level or a longer tail (see tail_q_changed)", file=sys.stderr)
     attrs = {
         **{k: v for k, v in asdict(s).items() if v is not None},
         "group": info["group"],
@@ -710,6 +736,9 @@ def _assemble(s: MAALASettings, sizes: list[int], results: dict):
         "batch_wall_s": np.asarray([results[b]["wall_s"] for b in range(len(sizes))]),
         "sample_acceptance": np.concatenate(sample_acc),
     }
+    if all("tail_q_changed" in h for h in hist_parts):
+        # per chain: did the corrected tail change the topological charge it inherited?
+        history["tail_q_changed"] = np.concatenate([np.asarray(h["tail_q_changed"]).reshape(-1) for h in hist_parts])
     weights = np.asarray(sizes, dtype=float)
     acc = history["batch_acceptance"]
     summary = {
@@ -718,6 +747,8 @@ def _assemble(s: MAALASettings, sizes: list[int], results: dict):
         "nonfinite_scores": int(sum(h["nonfinite_scores"] for h in hist_parts)),
         "wall_time_s": float(history["batch_wall_s"].sum()),
     }
+    if "tail_q_changed" in history:
+        summary["tail_q_changed"] = float(history["tail_q_changed"].mean())
     n = s.n_samples  # measurement-major order: the surplus is the last steps of the last chains
     history["sample_acceptance"] = history["sample_acceptance"][:n]
     return torch.cat(links)[:n], np.concatenate(chain)[:n], np.concatenate(step)[:n], history, summary
