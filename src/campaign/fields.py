@@ -468,6 +468,10 @@ class _FastField(LinkField):
     components = 0  # per link; 0: a bare angle
     _force_kernel = _density_kernel = _drift_kernel = _kick_kernel = _drift_kick_kernel = None
 
+    def __init__(self, group: Group, dtype=torch.float64, device=None):
+        super().__init__(group, dtype, device)
+        self._scalars: dict = {}
+
     def compiles(self, q):
         mode = compile_mode()
         if mode == "never" or _compile_disabled_reason is not None:
@@ -481,17 +485,30 @@ class _FastField(LinkField):
             return False
         return self.compiles(q)
 
-    @staticmethod
-    def _tensor(x, q):
+    def _tensor(self, x, q):
         """beta or eps for a kernel: one value, or one per chain, as a 1-d tensor of q's
         dtype and device (the chain axis is innermost inside the kernels, so it
         broadcasts as is).  Not a Python float, which the compiled kernel would bake in
         and recompile for every new value; not a 0-d tensor, for which dynamo adds a
-        guard calling .item() -- a host sync on every call on a GPU."""
+        guard calling .item() -- a host sync on every call on a GPU.  Python numbers are
+        cached: an integrator uses the same few coefficients thousands of times, and a
+        fresh tensor per call costs as much as a small kernel."""
         if torch.is_tensor(x):
             return x.to(dtype=q.dtype, device=q.device).reshape(-1)
-        # torch.full, not torch.tensor: no blocking host-to-device copy on a GPU
-        return torch.full((1,), float(x), dtype=q.dtype, device=q.device)
+        key = (float(x), q.dtype, q.device)
+        t = self._scalars.get(key)
+        if t is None:
+            if len(self._scalars) >= 64:
+                self._scalars.clear()
+            # torch.full, not torch.tensor: no blocking host-to-device copy on a GPU
+            t = self._scalars[key] = torch.full((1,), float(x), dtype=q.dtype, device=q.device)
+        return t
+
+    def _scaled(self, beta, c, q):
+        """beta * c as a kernel argument (one multiplication in Python for a number)."""
+        if torch.is_tensor(beta):
+            return self._tensor(beta, q) * c
+        return self._tensor(float(beta) * c, q)
 
     def _shape(self, chains, L):
         return (chains, 2, self.components, L, L) if self.components else (chains, 2, L, L)
@@ -515,10 +532,10 @@ class _FastField(LinkField):
         return self._drift_kernel(self._use(q, p, eps), q, p, self._tensor(eps, q))
 
     def kick(self, p, q, beta, c):
-        return self._kick_kernel(self._use(q, p, beta), q, p, self._tensor(beta, q) * c)
+        return self._kick_kernel(self._use(q, p, beta), q, p, self._scaled(beta, c, q))
 
     def drift_kick(self, q, p, h, beta, c):
-        return self._drift_kick_kernel(self._use(q, p, beta, h), q, p, self._tensor(h, q), self._tensor(beta, q) * c)
+        return self._drift_kick_kernel(self._use(q, p, beta, h), q, p, self._tensor(h, q), self._scaled(beta, c, q))
 
     def momenta(self, q, generator):
         """Same random stream as MatrixField: coordinates drawn as (chains, 2, L, L, dim)."""
