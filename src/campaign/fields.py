@@ -191,7 +191,9 @@ def _canonical_single_chain(t):
     kernel's output has it numel): one canonical value, or every other call fails
     dynamo's stride guard and recompiles (a minute per kernel for U(2) at L = 64)."""
     if torch.is_tensor(t) and t.ndim > 1 and t.shape[0] == 1 and t.stride(0) != t[0].numel():
-        return t.as_strided(t.shape, (t[0].numel(), *t.stride()[1:]))
+        # an alias through set_, not a view: dynamo would guard on a view's base strides
+        alias = torch.empty(0, dtype=t.dtype, device=t.device)
+        return alias.set_(t.untyped_storage(), t.storage_offset(), t.shape, (t[0].numel(), *t.stride()[1:]))
     return t
 
 
