@@ -41,9 +41,10 @@ import json
 import math
 import os
 import resource
-import subprocess
 import sys
 import time
+
+from _cases import run_in_fresh_process, write_json
 
 TARGETS = {  # link force evaluations / s at L = 32, 64 chains (issue 7)
     ("u1", "float32"): 6e8, ("u1", "float64"): 3e8, ("su2", "float64"): 5e7, ("u2", "float64"): 5e7,
@@ -475,13 +476,10 @@ def main(argv=None) -> int:
                 for c in chains:
                     spec = dict(base, group=group, dtype=dtype, L=L, chains=c)
                     t = time.perf_counter()
-                    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--row", json.dumps(spec)],
-                                          capture_output=True, text=True, env=env)
-                    if proc.returncode == 0:
-                        row = json.loads(proc.stdout.strip().splitlines()[-1])
-                    else:
-                        err = (proc.stderr.strip().splitlines() or ["?"])[-1]
-                        row = dict(group=group, dtype=dtype, L=L, chains=c, error=err)
+                    row, err = run_in_fresh_process(os.path.abspath(__file__), ["--row", json.dumps(spec)], env=env)
+                    if row is None:
+                        row = dict(group=group, dtype=dtype, L=L, chains=c,
+                                   error=(err.strip().splitlines() or ["?"])[-1])
                     rows.append(row)
                     msg = row.get("error") or (f"{row['link_force_evals_per_s']:.3g} link force evals/s, "
                                                f"numpy {row['numpy_link_force_evals_per_s']:.3g}")
@@ -493,9 +491,7 @@ def main(argv=None) -> int:
     print_targets(rows)
     print(f"# {len(rows)} rows in {time.perf_counter() - t_start:.0f} s; n_steps={a.n_steps} "
           f"{a.integrator}, trajectory length {a.trajectory_length}, beta={a.beta}")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump({"threads": threads, "threads_choice": how, "rows": rows}, f, indent=1)
+    write_json(a.json, {"threads": threads, "threads_choice": how, "rows": rows})
     return 1 if any("error" in r for r in rows) else 0
 
 

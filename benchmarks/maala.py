@@ -19,9 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import time
+
+from _cases import run_in_fresh_process, write_json
 
 DEFAULT_STEPS_PER_SAMPLE = 100 + 200
 
@@ -100,15 +101,15 @@ def main(argv=None) -> int:
     rows = []
     for group in a.groups:
         for L in Ls:
-            cmd = [sys.executable, __file__, "--case", f"{group}:{L}", "--chains", str(a.chains),
-                   "--levels", str(levels), "--tail", str(tail), "--baseline-chains", str(nbase),
-                   "--device", a.device, "--dtype", a.dtype, "--threads", str(a.threads)]
+            args = ["--case", f"{group}:{L}", "--chains", str(a.chains), "--levels", str(levels),
+                    "--tail", str(tail), "--baseline-chains", str(nbase), "--device", a.device,
+                    "--dtype", a.dtype, "--threads", str(a.threads)]
             t = time.perf_counter()
-            r = subprocess.run(cmd, capture_output=True, text=True)
-            if r.returncode:
-                print(f"{group} L={L} failed:\n{r.stderr}", file=sys.stderr)
+            row, err = run_in_fresh_process(__file__, args)
+            if row is None:
+                print(f"{group} L={L} failed:\n{err}", file=sys.stderr)
                 continue
-            rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
+            rows.append(row)
             print(f"  done {group} L={L} ({time.perf_counter() - t:.0f} s)", file=sys.stderr, flush=True)
     print(f"MAALA benchmark: device={a.device} dtype={a.dtype} threads={a.threads} chains={a.chains} "
           f"timed {levels} levels + {tail} tail steps; samples/s at {DEFAULT_STEPS_PER_SAMPLE} steps per sample; "
@@ -118,9 +119,7 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"{r['group']:6} {r['L']:>4} {r['chain_steps_per_s']:>14.1f} {r['samples_per_s']:>10.3f} "
               f"{r['baseline_samples_per_s']:>19.4f} {r['ratio']:>6.1f}x {r['peak_mb']:>8.0f}")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(rows, f, indent=1)
+    write_json(a.json, rows)
     return 0
 
 

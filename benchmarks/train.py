@@ -19,10 +19,11 @@ import csv
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
+
+from _cases import run_in_fresh_process, write_json
 
 
 def run_case(group: str, L: int, steps: int, warmup: int, batch: int, device: str, dtype: str,
@@ -86,16 +87,14 @@ def main(argv=None) -> int:
         print(json.dumps(run_case(group, int(L), steps, a.warmup, batch, a.device, a.dtype, a.threads, arch)))
         return 0
     def case(group, L, batch_size):
-        cmd = [sys.executable, __file__, "--case", f"{group}:{L}", "--steps", str(steps),
-               "--warmup", str(a.warmup), "--batch-size", str(batch_size), "--device", a.device,
-               "--dtype", a.dtype, "--threads", str(a.threads)]
+        args = ["--case", f"{group}:{L}", "--steps", str(steps), "--warmup", str(a.warmup),
+                "--batch-size", str(batch_size), "--device", a.device, "--dtype", a.dtype, "--threads", str(a.threads)]
         for k, v in arch.items():
-            cmd += [f"--{k.replace('_', '-')}", str(v)]
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode:
-            print(f"{group} L={L} batch {batch_size} failed:\n{r.stderr}", file=sys.stderr)
-            return None
-        return json.loads(r.stdout.strip().splitlines()[-1])
+            args += [f"--{k.replace('_', '-')}", str(v)]
+        row, err = run_in_fresh_process(__file__, args)
+        if row is None:
+            print(f"{group} L={L} batch {batch_size} failed:\n{err}", file=sys.stderr)
+        return row
 
     rows = []
     for group in a.groups:
@@ -115,9 +114,7 @@ def main(argv=None) -> int:
         print(f"{r['group']:6} {r['L']:>4} {r['steps_per_s']:>9.2f} {r['configs_per_s']:>10.1f} "
               f"{1000 / r['steps_per_s']:>9.1f} {r['baseline_configs_per_s']:>19.1f} "
               f"{r['configs_per_s'] / r['baseline_configs_per_s']:>6.1f}x {r['peak_rss_mb']:>12.0f} {r[mem]:>20.0f}")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(rows, f, indent=1)
+    write_json(a.json, rows)
     return 0
 
 

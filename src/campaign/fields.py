@@ -291,6 +291,9 @@ def _u1_density_sum(q):
     return (1 - _cos(_u1_plaquette_angles(_phys(q)))).sum((0, 1))
 
 
+# The kick and drift+kick kernels of each group are spelled out rather than made by a
+# closure factory: dynamo keeps its compiled variants per code object (8 at most), and
+# closures share one code object across groups, shapes and dtypes.
 def _u1_kick(q, p, cbeta):
     return p - _u1_force(q, cbeta)
 

@@ -414,13 +414,13 @@ def _batch_seed(seed: int, index: int) -> int:
 
 
 def _charge(group: Group, U: torch.Tensor) -> torch.Tensor | None:
-    """Topological charge per chain for U(1)/U(2) (None for SU(2)); rounded without the
-    integrality check of ``observables.topological_charge``, which syncs with the host."""
+    """Topological charge per chain for U(1)/U(2) (None for SU(2)), without the host-side
+    integrality check."""
     if group.name not in ("u1", "u2"):
         return None
-    from .observables import plaquette_phases
+    from .observables import topological_charge
 
-    return torch.round(plaquette_phases(group, U).sum((-1, -2)) / (2 * math.pi))
+    return topological_charge(group, U, tol=None)
 
 
 def run_batch(
@@ -485,6 +485,7 @@ def run_batch(
     drift = drift_at(s.sigma_tail)
     state = init_state(U, log_prob, drift)
     q_start = _charge(group, U)
+    q_changed = None if q_start is None else torch.zeros(B, dtype=rdtype, device=device)
     state = state._replace(drift=sanitised(state.drift))
     if prev is not None:
         score_previous_move(state.log_prob, state.drift)
@@ -544,8 +545,6 @@ def run_batch(
         ))
 
     offload()
-    if q_start is not None and s.tail_steps == 0:
-        q_changed = torch.zeros(B, dtype=rdtype, device=device)
     acc_np = acc_hist.cpu().numpy()
     frozen = acc_np[s.tail_adapt:]
     history = {
@@ -559,7 +558,7 @@ def run_batch(
         "batch_acceptance": float(frozen.mean()) if frozen.size else float("nan"),
         "nonfinite_scores": int(nonfinite),
     }
-    if q_start is not None:
+    if q_changed is not None:
         history["tail_q_changed"] = q_changed.cpu().numpy()  # (B,)
     return BatchResult(torch.cat(samples), history, float(torch.exp(log_eps)), time.monotonic() - start)
 
@@ -624,7 +623,8 @@ def sample_to_file(
     s = MAALASettings(
         beta=float(beta), L=int(L), n_samples=int(n_samples), n_levels=int(n_levels),
         steps_per_level=int(steps_per_level), level_step_scale=float(level_step_scale),
-        level_step_min=None if level_step_min is None else float(level_step_min), sigma_max=sigma_max, sigma_min=sigma_min, sigma_tail=sigma_tail, tail_steps=int(tail_steps),
+        level_step_min=None if level_step_min is None else float(level_step_min),
+        sigma_max=sigma_max, sigma_min=sigma_min, sigma_tail=sigma_tail, tail_steps=int(tail_steps),
         tail_adapt=tail_adapt, eps=eps, target_acceptance=float(target_acceptance),
         adapt_gain=float(adapt_gain), batch=int(batch), continue_chain=int(continue_chain),
         continue_sep=int(continue_sep), seed=int(seed), device=str(device), dtype=str(dtype),
@@ -799,7 +799,8 @@ def sample_from_args(args) -> Path:
     return sample_to_file(
         model, args.out, args.beta, args.L, args.n_samples,
         n_levels=args.levels, steps_per_level=args.steps_per_level,
-        level_step_scale=args.level_step_scale, level_step_min=args.level_step_min, sigma_max=args.sigma_max, sigma_min=args.sigma_min,
+        level_step_scale=args.level_step_scale, level_step_min=args.level_step_min,
+        sigma_max=args.sigma_max, sigma_min=args.sigma_min,
         sigma_tail=args.sigma_tail, tail_steps=args.tail_steps, tail_adapt=args.tail_adapt,
         eps=args.step_size, target_acceptance=args.target_acceptance, batch=args.batch,
         continue_chain=args.continue_chain, continue_sep=args.continue_sep, seed=args.seed,
