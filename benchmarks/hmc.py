@@ -407,7 +407,7 @@ def print_table(rows: list[dict], generic: bool) -> None:
             g = r.get("generic_link_force_evals_per_s")
             cells[10:10] = [fmt(g) if g else "-", f"{r['link_force_evals_per_s'] / g:.1f}x" if g else "-"]
         lines.append(cells)
-    widths = [max(len(h), *(len(line[i]) for line in lines if i < len(line))) for i, h in enumerate(head)]
+    widths = [max([len(h), *(len(line[i]) for line in lines if i < len(line))]) for i, h in enumerate(head)]
     print("  ".join(h.rjust(w) for h, w in zip(head, widths)))
     for line in lines:
         print("  ".join(c.rjust(w) for c, w in zip(line, widths)))
