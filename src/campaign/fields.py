@@ -26,9 +26,9 @@ U2QuaternionField   (chains, 2, 5, L, L)  (chains, 2, 4, L, L)
 
 Quaternion components are (a0, a1, a2, a3) of ``campaign.groups.quaternion_to_su2``; the
 fifth U(2) component is phi.  Momenta are the coordinates ``p_a`` of ``sum_a p_a T_a`` in
-the orthonormal basis of ``Group.basis`` and are drawn from the generator in the same
-order as ``MatrixField`` draws them, so the same seed gives the same trajectory in every
-representation.
+the orthonormal basis of ``Group.basis``; every representation takes them from
+``gaussian_momenta`` (a counter-based Threefry stream keyed by the run's generator), so
+the same seed gives the same trajectory in every representation.
 
 Memory layout: the fast fields create their tensors with the chain axis innermost in
 memory (``chains_last``: a permuted view of a ``(2, [components,] L, L, chains)``
@@ -110,7 +110,10 @@ class MatrixField(LinkField):
         return matmul(self.group.exp(eps * p), q)
 
     def momenta(self, q, generator):
-        return self.group.random_algebra(q.shape[:-2], generator=generator, dtype=self.real_dtype, device=q.device)
+        chains, _, L1, L2 = q.shape[:-2]
+        shape = (chains, L1, L2, self.group.algebra_dim)
+        eta = gaussian_momenta(generator, shape, self.real_dtype, q.device).permute(4, 0, 2, 3, 1)
+        return self.group.from_coords(eta)
 
     def kinetic(self, p):
         return 0.5 * self.group.algebra_norm2(p).sum((-1, -2, -3))
@@ -159,9 +162,10 @@ class _Kernel:
     rest of the process.  An error the eager call raises too is the caller's and is
     re-raised unchanged."""
 
-    def __init__(self, fn):
+    def __init__(self, fn, dynamic: bool | None = None):
         self.fn = fn
         self.name = fn.__name__.lstrip("_")
+        self.dynamic = dynamic
         self._compiled = None
 
     def __call__(self, use_compiled: bool, *args):
@@ -170,7 +174,7 @@ class _Kernel:
             return self.fn(*args)
         try:
             if self._compiled is None:
-                self._compiled = torch.compile(self.fn, options=_INDUCTOR_OPTIONS)
+                self._compiled = torch.compile(self.fn, options=_INDUCTOR_OPTIONS, dynamic=self.dynamic)
             return self._compiled(*map(_canonical_single_chain, args))
         except Exception as exc:  # noqa: BLE001 - decided below by the eager call
             out = self.fn(*args)  # raises the caller's own errors
@@ -466,6 +470,71 @@ _U2_DENSITY = _Kernel(_u2_density_sum)
 _U2_DRIFT = _Kernel(_u2_drift)
 
 
+# ---------------------------------------------------------------- momenta
+# Gaussian momenta come from a counter-based generator, Threefry-4x32-20 (Salmon, Moraes,
+# Dror, Shaw, "Parallel random numbers: as easy as 1, 2, 3", SC11; the Random123
+# reference): the n-th pair of normals is a pure function of (key, n), so one compiled
+# kernel draws all momenta in parallel, straight into the field's memory layout, with
+# the same numbers on every device.  torch.randn's Mersenne twister is sequential and
+# took 15-25% of a trajectory (float64, L = 32, 64 chains).  The 128-bit key is drawn
+# from the run's torch.Generator at every refresh: the stream stays seeded by, and
+# checkpointed with, that generator.
+THREEFRY_ROTATIONS = ((10, 26), (11, 21), (13, 27), (23, 5), (6, 20), (17, 11), (25, 10), (18, 20))
+_MASK32 = 0xFFFFFFFF
+
+
+def _rotl32(x, r):
+    return ((x << r) | (x >> (32 - r))) & _MASK32
+
+
+def threefry4x32(counter, key, rounds: int = 20):
+    """The Threefry-4x32 block function: four counter words and four key words, each a
+    Python int or an int64 tensor of values in [0, 2^32), to four pseudo-random words.
+    int64 holds every intermediate exactly (no signed overflow anywhere)."""
+    ks = [*key, 0x1BD11BDA ^ key[0] ^ key[1] ^ key[2] ^ key[3]]
+    x = [(counter[i] + ks[i]) & _MASK32 for i in range(4)]
+    for r in range(rounds):
+        a, b = THREEFRY_ROTATIONS[r % 8]
+        i, j = (1, 3) if r % 2 == 0 else (3, 1)
+        x[0] = (x[0] + x[i]) & _MASK32
+        x[i] = _rotl32(x[i], a) ^ x[0]
+        x[2] = (x[2] + x[j]) & _MASK32
+        x[j] = _rotl32(x[j], b) ^ x[2]
+        if r % 4 == 3:  # key injection
+            s = r // 4 + 1
+            x = [(x[k] + ks[(s + k) % 5]) & _MASK32 for k in range(4)]
+            x[3] = (x[3] + s) & _MASK32
+    return x
+
+
+def _gaussian_pairs(key, n_pairs: int, dtype: torch.dtype):
+    """(2, n_pairs) standard normals: pair n is Box-Muller of the 128 bits of counter n,
+    two 64-bit uniforms (the first in (0, 1], never 0, for the logarithm)."""
+    n = torch.arange(n_pairs, device=key.device)
+    zero = torch.zeros_like(n)
+    w = [t.to(dtype) for t in threefry4x32((n & _MASK32, n >> 32, zero, zero), key.unbind(0))]
+    u1 = (w[0] * 4294967296.0 + w[1] + 0.5) * 5.421010862427522e-20  # 2^-64
+    u2 = (w[2] * 4294967296.0 + w[3]) * 5.421010862427522e-20
+    r = torch.sqrt(-2.0 * torch.log(u1))
+    theta = (2 * math.pi) * u2
+    return torch.stack((r * _cos(theta), r * _sin(theta)))
+
+
+_GAUSSIAN_PAIRS = _Kernel(_gaussian_pairs, dynamic=True)  # one compilation for every size
+
+
+def gaussian_momenta(generator, shape, dtype, device, compiled: bool = False) -> torch.Tensor:
+    """Standard normal momentum coordinates laid out (2, dim, L1, L2, chains) for
+    shape = (chains, L1, L2, dim): the pair of normals of counter ((a L1 + x) L2 + y)
+    chains + c are the coordinates a at site (x, y), chain c, of the links in direction 0
+    and 1.  Every field takes its momenta from here (a view, no copy), so one seed gives
+    the same trajectory in every representation."""
+    chains, L1, L2, dim = shape
+    key = torch.randint(0, 2**32, (4,), generator=generator, dtype=torch.int64, device=device)
+    z = _GAUSSIAN_PAIRS(compiled, key, dim * L1 * L2 * chains, dtype)
+    return z.view(2, dim, L1, L2, chains)
+
+
 # ---------------------------------------------------------------- fast fields
 class _FastField(LinkField):
     """Shared plumbing of the real-tensor representations."""
@@ -543,13 +612,10 @@ class _FastField(LinkField):
         return self._drift_kick_kernel(self._use(q, p, beta, h), q, p, self._tensor(h, q), self._scaled(beta, c, q))
 
     def momenta(self, q, generator):
-        """Same random stream as MatrixField: coordinates drawn as (chains, 2, L, L, dim)."""
         chains, L1, L2 = q.shape[0], q.shape[-2], q.shape[-1]
-        dim = self.group.algebra_dim
-        eta = torch.randn((chains, 2, L1, L2, dim), generator=generator, dtype=q.dtype, device=q.device)
-        if not self.components:
-            return chains_last(eta[..., 0])
-        return eta.permute(1, 4, 2, 3, 0).contiguous().permute(4, 0, 1, 2, 3)
+        shape = (chains, L1, L2, self.group.algebra_dim)
+        z = gaussian_momenta(generator, shape, q.dtype, q.device, self._use(q)).movedim(-1, 0)
+        return z if self.components else z[:, :, 0]
 
     def kinetic(self, p):
         return 0.5 * p.square().sum(tuple(range(1, p.ndim)))
