@@ -91,6 +91,12 @@ class LinkField:
         q = self.drift(q, p, h)
         return q, self.kick(p, q, beta, c)
 
+    def drift_kick_twice(self, q, p, h, beta, c1, c2):
+        """Two (drift, kick) pairs with the same drift: one Omelyan step, or two leapfrog
+        steps.  The fast fields run it as one kernel (half the calls per trajectory)."""
+        q, p = self.drift_kick(q, p, h, beta, c1)
+        return self.drift_kick(q, p, h, beta, c2)
+
 
 class MatrixField(LinkField):
     """Links as complex matrices, momenta as algebra matrices."""
@@ -299,15 +305,28 @@ def _u1_density_sum(q):
 # closure factory: dynamo keeps its compiled variants per code object (8 at most), and
 # closures share one code object across groups, shapes and dtypes.
 def _u1_kick(q, p, cbeta):
-    return p - _u1_force(q, cbeta)
+    # p - force, one direction at a time: inductor then writes each half of the new
+    # momenta straight from the sines (3 passes over memory instead of 5)
+    s = cbeta * _sin(_u1_plaquette_angles(_phys(q)))
+    p0, p1 = _phys(p)
+    return torch.stack((p0 - (s - _down(s, 1)), p1 - (_down(s, 0) - s))).movedim(-1, 0)
 
 
 def _u1_drift_kick(q, p, h, cbeta):
     q1 = q + h * p
-    return q1, p - _u1_force(q1, cbeta)
+    return q1, _u1_kick(q1, p, cbeta)
+
+
+# Two pairs in one kernel: 1.3-1.5x faster than two calls for U(1) at L = 32, 64 chains
+# (a U(1) kernel is short enough that the per-call cost counts).  For SU(2) and U(2) it
+# bought nothing and took 30-60 s to compile, so they keep two calls.
+def _u1_drift_kick_twice(q, p, h, cbeta1, cbeta2):
+    q, p = _u1_drift_kick(q, p, h, cbeta1)
+    return _u1_drift_kick(q, p, h, cbeta2)
 
 
 _U1_FORCE = _Kernel(_u1_force)
+_U1_DRIFT_KICK_TWICE = _Kernel(_u1_drift_kick_twice)
 _U1_KICK = _Kernel(_u1_kick)
 _U1_DRIFT_KICK = _Kernel(_u1_drift_kick)
 _U1_DENSITY = _Kernel(_u1_density_sum)
@@ -541,6 +560,7 @@ class _FastField(LinkField):
 
     components = 0  # per link; 0: a bare angle
     _force_kernel = _density_kernel = _drift_kernel = _kick_kernel = _drift_kick_kernel = None
+    _drift_kick_twice_kernel = None
 
     def __init__(self, group: Group, dtype=torch.float64, device=None):
         super().__init__(group, dtype, device)
@@ -611,6 +631,13 @@ class _FastField(LinkField):
     def drift_kick(self, q, p, h, beta, c):
         return self._drift_kick_kernel(self._use(q, p, beta, h), q, p, self._tensor(h, q), self._scaled(beta, c, q))
 
+    def drift_kick_twice(self, q, p, h, beta, c1, c2):
+        if self._drift_kick_twice_kernel is None:
+            return super().drift_kick_twice(q, p, h, beta, c1, c2)
+        return self._drift_kick_twice_kernel(
+            self._use(q, p, beta, h), q, p, self._tensor(h, q), self._scaled(beta, c1, q), self._scaled(beta, c2, q)
+        )
+
     def momenta(self, q, generator):
         chains, L1, L2 = q.shape[0], q.shape[-2], q.shape[-1]
         shape = (chains, L1, L2, self.group.algebra_dim)
@@ -627,7 +654,7 @@ class U1AngleField(_FastField):
 
     name = "u1-angles"
     _force_kernel, _density_kernel, _kick_kernel = _U1_FORCE, _U1_DENSITY, _U1_KICK
-    _drift_kick_kernel = _U1_DRIFT_KICK
+    _drift_kick_kernel, _drift_kick_twice_kernel = _U1_DRIFT_KICK, _U1_DRIFT_KICK_TWICE
 
     def __init__(self, dtype=torch.float64, device=None):
         super().__init__(U1, dtype, device)
