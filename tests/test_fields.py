@@ -140,32 +140,47 @@ def test_threefry_matches_the_reference_vectors(counter, key, expected):
     assert tuple(int(w) for w in as_tensors) == expected
 
 
-def test_momenta_follow_the_documented_counter_convention():
-    """Coordinate a at site (x, y), chain c, directions 0 and 1: Box-Muller of counter
-    ((a L1 + x) L2 + y) chains + c under the key drawn from the generator (recomputed
-    here with Python integers and the math module)."""
+def _box_muller(u1, u2):
+    r = math.sqrt(-2 * math.log(u1))
+    return r * math.cos(2 * math.pi * u2), r * math.sin(2 * math.pi * u2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_momenta_follow_the_documented_counter_convention(dtype):
+    """Coordinate a at site (x, y), chain c, directions 0 and 1 = pair number
+    m = ((a L1 + x) L2 + y) chains + c: float64, Box-Muller of the 64-bit uniforms of
+    counter m; float32, of the 32-bit uniforms of counter m (first half of the pairs) or
+    m - M/2 (second half, last two words), under the key drawn from the generator
+    (recomputed here with Python integers and the math module)."""
     chains, L1, L2, dim = 3, 4, 5, 3
-    z = F.gaussian_momenta(torch.Generator().manual_seed(4), (chains, L1, L2, dim), torch.float64, "cpu")
+    n_pairs = chains * L1 * L2 * dim  # 180
+    z = F.gaussian_momenta(torch.Generator().manual_seed(4), (chains, L1, L2, dim), dtype, "cpu")
     key = [int(k) for k in torch.randint(0, 2**32, (4,), generator=torch.Generator().manual_seed(4))]
-    for a, x, y, c in [(0, 0, 0, 0), (2, 3, 4, 2), (1, 2, 0, 1), (0, 1, 3, 2)]:
-        n = ((a * L1 + x) * L2 + y) * chains + c
-        w = F.threefry4x32((n, 0, 0, 0), key)
-        u1 = (w[0] * 2**32 + w[1] + 0.5) / 2**64
-        u2 = (w[2] * 2**32 + w[3]) / 2**64
-        r = math.sqrt(-2 * math.log(u1))
-        expected = (r * math.cos(2 * math.pi * u2), r * math.sin(2 * math.pi * u2))
-        assert z[0, a, x, y, c].item() == pytest.approx(expected[0], abs=1e-14)
-        assert z[1, a, x, y, c].item() == pytest.approx(expected[1], abs=1e-14)
+    for a, x, y, c in [(0, 0, 0, 0), (2, 3, 4, 2), (1, 2, 0, 1), (0, 1, 3, 2), (1, 2, 4, 2)]:
+        m = ((a * L1 + x) * L2 + y) * chains + c
+        if dtype == torch.float64:
+            w = F.threefry4x32((m, 0, 0, 0), key)
+            expected = _box_muller((w[0] * 2**32 + w[1] + 0.5) / 2**64, (w[2] * 2**32 + w[3]) / 2**64)
+            tol = 1e-14
+        else:
+            half = (n_pairs + 1) // 2
+            w = F.threefry4x32((m % half, 0, 0, 0), key)
+            hi, lo = (w[0], w[1]) if m < half else (w[2], w[3])
+            expected = _box_muller((hi + 0.5) / 2**32, lo / 2**32)
+            tol = 1e-5
+        assert z[0, a, x, y, c].item() == pytest.approx(expected[0], abs=tol)
+        assert z[1, a, x, y, c].item() == pytest.approx(expected[1], abs=tol)
 
 
-def test_momenta_are_standard_normal_and_independent():
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_momenta_are_standard_normal_and_independent(dtype):
     """Moments, distribution (Kolmogorov-Smirnov) and correlations of 2 x 300000 normals
     over two refreshes, against N(0, 1) with the sampling errors of that many draws."""
     from scipy import stats
 
     gen = torch.Generator().manual_seed(11)
     shape = (50, 30, 25, 4)  # 150000 pairs per refresh
-    first, second = (F.gaussian_momenta(gen, shape, torch.float64, "cpu").reshape(2, -1) for _ in range(2))
+    first, second = (F.gaussian_momenta(gen, shape, dtype, "cpu").double().reshape(2, -1) for _ in range(2))
     z = torch.cat((first, second), 1).numpy()
     n = z.size
     assert abs(z.mean()) < 5 / math.sqrt(n)
@@ -173,17 +188,11 @@ def test_momenta_are_standard_normal_and_independent():
     assert abs((z**4).mean() - 3) < 5 * math.sqrt(96 / n)
     assert stats.kstest(z.ravel(), "norm").pvalue > 1e-4
     m = first.shape[1]
-    for a, b in ((first[0], first[1]), (first[0], second[0]), (first[0, 1:], first[0, :-1])):
+    pairs = ((first[0], first[1]), (first[0], second[0]), (first[0, 1:], first[0, :-1]),
+             (first[0, : m // 2], first[0, m // 2 :]))  # float32: the two halves share counters
+    for a, b in pairs:
         assert abs(np.corrcoef(a.numpy(), b.numpy())[0, 1]) < 5 / math.sqrt(m)
     assert not torch.equal(first, second)  # a fresh key per refresh
-
-
-def test_float32_momenta_round_the_float64_stream():
-    shape = (4, 6, 6, 3)
-    z64 = F.gaussian_momenta(torch.Generator().manual_seed(2), shape, torch.float64, "cpu")
-    z32 = F.gaussian_momenta(torch.Generator().manual_seed(2), shape, torch.float32, "cpu")
-    assert z32.dtype == torch.float32
-    assert (z32.double() - z64).abs().max() < 1e-5
 
 
 def test_momenta_are_the_matrix_field_stream(group):
@@ -317,7 +326,8 @@ def test_compiled_kernels_match_eager(group, gen, monkeypatch, dtype, tol):
     def kernels():
         return (fld.force(q, beta), fld.drift(q, p, 0.8), fld.action(q, beta), fld.mean_plaquette(q),
                 fld.kick(p, q, beta, 0.3), *fld.drift_kick(q, p, 0.8, beta, 0.3),
-                *fld.drift_kick_twice(q, p, 0.8, beta, 0.3, -0.2), fld.momenta(q, torch.Generator().manual_seed(5)))
+                *fld.drift_kick_twice(q, p, 0.8, beta, 0.3, -0.2), fld.momenta(q, torch.Generator().manual_seed(5)),
+                fld.normalise(fld.drift(q, p, 0.8)), fld.kinetic(p))
 
     eager = kernels()
     _compile_or_skip(monkeypatch)

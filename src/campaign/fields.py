@@ -527,13 +527,20 @@ def threefry4x32(counter, key, rounds: int = 20):
 
 
 def _gaussian_pairs(key, n_pairs: int, dtype: torch.dtype):
-    """(2, n_pairs) standard normals: pair n is Box-Muller of the 128 bits of counter n,
-    two 64-bit uniforms (the first in (0, 1], never 0, for the logarithm)."""
-    n = torch.arange(n_pairs, device=key.device)
+    """(2, n_pairs) standard normals, Box-Muller from uniforms made of the counters' bits
+    (the first uniform never 0, for the logarithm).  float64: pair n from counter n, two
+    64-bit uniforms.  float32: counter n gives pairs n and n + ceil(n_pairs / 2), four
+    32-bit uniforms -- a float32 normal cannot use more bits, and the integer work halves."""
+    wide = dtype == torch.float64
+    n = torch.arange(n_pairs if wide else (n_pairs + 1) // 2, device=key.device)
     zero = torch.zeros_like(n)
     w = [t.to(dtype) for t in threefry4x32((n & _MASK32, n >> 32, zero, zero), key.unbind(0))]
-    u1 = (w[0] * 4294967296.0 + w[1] + 0.5) * 5.421010862427522e-20  # 2^-64
-    u2 = (w[2] * 4294967296.0 + w[3]) * 5.421010862427522e-20
+    if wide:
+        u1 = (w[0] * 4294967296.0 + w[1] + 0.5) * 5.421010862427522e-20  # 2^-64
+        u2 = (w[2] * 4294967296.0 + w[3]) * 5.421010862427522e-20
+    else:
+        u1 = (torch.cat((w[0], w[2]))[:n_pairs] + 0.5) * 2.3283064365386963e-10  # 2^-32
+        u2 = torch.cat((w[1], w[3]))[:n_pairs] * 2.3283064365386963e-10
     r = torch.sqrt(-2.0 * torch.log(u1))
     theta = (2 * math.pi) * u2
     return torch.stack((r * _cos(theta), r * _sin(theta)))
@@ -544,14 +551,50 @@ _GAUSSIAN_PAIRS = _Kernel(_gaussian_pairs, dynamic=True)  # one compilation for 
 
 def gaussian_momenta(generator, shape, dtype, device, compiled: bool = False) -> torch.Tensor:
     """Standard normal momentum coordinates laid out (2, dim, L1, L2, chains) for
-    shape = (chains, L1, L2, dim): the pair of normals of counter ((a L1 + x) L2 + y)
-    chains + c are the coordinates a at site (x, y), chain c, of the links in direction 0
-    and 1.  Every field takes its momenta from here (a view, no copy), so one seed gives
+    shape = (chains, L1, L2, dim): pair number ((a L1 + x) L2 + y) chains + c of
+    ``_gaussian_pairs`` is the coordinate a at site (x, y), chain c, of the links in
+    direction 0 and 1.  Every field takes its momenta from here (a view, no copy), so one seed gives
     the same trajectory in every representation."""
     chains, L1, L2, dim = shape
     key = torch.randint(0, 2**32, (4,), generator=generator, dtype=torch.int64, device=device)
     z = _GAUSSIAN_PAIRS(compiled, key, dim * L1 * L2 * chains, dtype)
     return z.view(2, dim, L1, L2, chains)
+
+
+# ---------------------------------------------------------------- bookkeeping kernels
+# The per-trajectory steps around the integrator; compiled, each is one pass (eager
+# they were 3-6 passes and about 10% of a U(1) trajectory).
+def _kinetic(p):
+    return 0.5 * p.square().sum(tuple(range(1, p.ndim)))
+
+
+def _wrap_angle(t):
+    return torch.remainder(t + math.pi, 2 * math.pi) - math.pi
+
+
+def _unit_quaternion(u):
+    """u laid out (2, 4, x, y, chains) scaled to unit norm along axis 1."""
+    n2 = (u * u).sum(1, keepdim=True)
+    return u * torch.rsqrt(n2)
+
+
+def _u1_normalise(q):
+    return _wrap_angle(q)
+
+
+def _su2_normalise(q):
+    return _unit_quaternion(_phys(q)).movedim(-1, 0)
+
+
+def _u2_normalise(q):
+    u = _phys(q)
+    return torch.cat((_unit_quaternion(u[:, :4]), _wrap_angle(u[:, 4:])), 1).movedim(-1, 0)
+
+
+_KINETIC = _Kernel(_kinetic)
+_U1_NORMALISE = _Kernel(_u1_normalise)
+_SU2_NORMALISE = _Kernel(_su2_normalise)
+_U2_NORMALISE = _Kernel(_u2_normalise)
 
 
 # ---------------------------------------------------------------- fast fields
@@ -560,7 +603,7 @@ class _FastField(LinkField):
 
     components = 0  # per link; 0: a bare angle
     _force_kernel = _density_kernel = _drift_kernel = _kick_kernel = _drift_kick_kernel = None
-    _drift_kick_twice_kernel = None
+    _drift_kick_twice_kernel = _normalise_kernel = None
 
     def __init__(self, group: Group, dtype=torch.float64, device=None):
         super().__init__(group, dtype, device)
@@ -645,7 +688,10 @@ class _FastField(LinkField):
         return z if self.components else z[:, :, 0]
 
     def kinetic(self, p):
-        return 0.5 * p.square().sum(tuple(range(1, p.ndim)))
+        return _KINETIC(self._use(p), p)
+
+    def normalise(self, q):
+        return self._normalise_kernel(self._use(q), q)
 
 
 class U1AngleField(_FastField):
@@ -655,6 +701,7 @@ class U1AngleField(_FastField):
     name = "u1-angles"
     _force_kernel, _density_kernel, _kick_kernel = _U1_FORCE, _U1_DENSITY, _U1_KICK
     _drift_kick_kernel, _drift_kick_twice_kernel = _U1_DRIFT_KICK, _U1_DRIFT_KICK_TWICE
+    _normalise_kernel = _U1_NORMALISE
 
     def __init__(self, dtype=torch.float64, device=None):
         super().__init__(U1, dtype, device)
@@ -665,9 +712,6 @@ class U1AngleField(_FastField):
 
     def drift(self, q, p, eps):
         return torch.add(q, p, alpha=eps)
-
-    def normalise(self, q):
-        return torch.remainder(q + math.pi, 2 * math.pi) - math.pi
 
     def to_links(self, q):
         return torch.polar(torch.ones_like(q), q)[..., None, None].contiguous()
@@ -682,21 +726,10 @@ class SU2QuaternionField(_FastField):
     name = "su2-quaternions"
     components = 4
     _force_kernel, _kick_kernel, _drift_kernel, _density_kernel = _SU2_FORCE, _SU2_KICK, _SU2_DRIFT, _SU2_DENSITY
-    _drift_kick_kernel = _SU2_DRIFT_KICK
+    _drift_kick_kernel, _normalise_kernel = _SU2_DRIFT_KICK, _SU2_NORMALISE
 
     def __init__(self, dtype=torch.float64, device=None):
         super().__init__(SU2, dtype, device)
-
-    @staticmethod
-    def _unit(quat):
-        """Quaternions scaled to unit norm (an elementwise chain: vector_norm over the
-        component axis takes a slow strided path for chains_last tensors)."""
-        a0, a1, a2, a3 = quat.unbind(2)
-        n2 = torch.addcmul(torch.addcmul(torch.addcmul(a0 * a0, a1, a1), a2, a2), a3, a3)
-        return quat * torch.rsqrt(n2).unsqueeze(2)
-
-    def normalise(self, q):
-        return self._unit(q)
 
     def to_links(self, q):
         return quaternion_to_su2(q.movedim(2, -1))
@@ -717,16 +750,10 @@ class U2QuaternionField(SU2QuaternionField):
     name = "u2-phase-quaternions"
     components = 5
     _force_kernel, _kick_kernel, _drift_kernel, _density_kernel = _U2_FORCE, _U2_KICK, _U2_DRIFT, _U2_DENSITY
-    _drift_kick_kernel = _U2_DRIFT_KICK
+    _drift_kick_kernel, _normalise_kernel = _U2_DRIFT_KICK, _U2_NORMALISE
 
     def __init__(self, dtype=torch.float64, device=None):
         _FastField.__init__(self, U2, dtype, device)
-
-    def normalise(self, q):
-        out = torch.empty_like(q)  # keeps the memory layout (torch.cat would not)
-        out[:, :, :4] = self._unit(q[:, :, :4])
-        torch.remainder(q[:, :, 4] + math.pi, 2 * math.pi, out=out[:, :, 4]).sub_(math.pi)
-        return out
 
     def to_links(self, q):
         su2 = quaternion_to_su2(q[:, :, :4].movedim(2, -1))
