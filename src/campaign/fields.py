@@ -573,9 +573,11 @@ def _wrap_angle(t):
 
 
 def _unit_quaternion(u):
-    """u laid out (2, 4, x, y, chains) scaled to unit norm along axis 1."""
-    n2 = (u * u).sum(1, keepdim=True)
-    return u * torch.rsqrt(n2)
+    """The four components of u, laid out (2, C >= 4, x, y, chains), scaled to unit norm
+    (spelled out: a sum over the component axis makes inductor write a reduction)."""
+    a = u[:, :4].unbind(1)
+    r = torch.rsqrt(a[0] * a[0] + a[1] * a[1] + a[2] * a[2] + a[3] * a[3])
+    return [c * r for c in a]
 
 
 def _u1_normalise(q):
@@ -583,12 +585,12 @@ def _u1_normalise(q):
 
 
 def _su2_normalise(q):
-    return _unit_quaternion(_phys(q)).movedim(-1, 0)
+    return torch.stack(_unit_quaternion(_phys(q)), 1).movedim(-1, 0)
 
 
 def _u2_normalise(q):
     u = _phys(q)
-    return torch.cat((_unit_quaternion(u[:, :4]), _wrap_angle(u[:, 4:])), 1).movedim(-1, 0)
+    return torch.stack((*_unit_quaternion(u), _wrap_angle(u[:, 4])), 1).movedim(-1, 0)
 
 
 _KINETIC = _Kernel(_kinetic)
