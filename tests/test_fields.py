@@ -138,6 +138,8 @@ def test_threefry_matches_the_reference_vectors(counter, key, expected):
     assert tuple(F.threefry4x32(counter, key)) == expected
     as_tensors = F.threefry4x32([torch.tensor([c]) for c in counter], [torch.tensor(k) for k in key])
     assert tuple(int(w) for w in as_tensors) == expected
+    as_uint32 = F.threefry4x32([np.array([c], dtype=np.uint32) for c in counter], [np.uint32(k) for k in key])
+    assert tuple(int(w[0]) for w in as_uint32) == expected
 
 
 def _box_muller(u1, u2):
