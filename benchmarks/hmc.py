@@ -60,7 +60,7 @@ class _NumpyModel:
 
     kick = LinkField.kick
     drift_kick = LinkField.drift_kick
-    drift_kick_twice = LinkField.drift_kick_twice
+    drift_kicks = LinkField.drift_kicks
     del LinkField
 
 

@@ -98,8 +98,11 @@ def test_kick_is_momentum_update(group, gen):
     q1, p1 = fast.drift_kick(q, p, 0.2, beta, 0.3)
     assert rel_err(q1, fast.drift(q, p, 0.2)) < 1e-14
     assert rel_err(p1, fast.kick(p, fast.drift(q, p, 0.2), beta, 0.3)) < 1e-14
-    q2, p2 = fast.drift_kick_twice(q, p, 0.2, beta, 0.3, -0.1)
-    q3, p3 = fast.drift_kick(*fast.drift_kick(q, p, 0.2, beta, 0.3), 0.2, beta, -0.1)
+    kicks = [0.3, -0.1, 0.2, 0.25, -0.3, 0.1, 0.05]  # U(1): fused four, two, then one
+    q2, p2 = fast.drift_kicks(q, p, 0.2, beta, kicks)
+    q3, p3 = q, p
+    for c in kicks:
+        q3, p3 = fast.drift_kick(q3, p3, 0.2, beta, c)
     assert rel_err(q2, q3) < 1e-14 and rel_err(p2, p3) < 1e-14
     U1, P1 = ref.drift_kick(U, P, 0.2, beta, 0.3)
     assert rel_err(fast.to_links(q1), U1) < 1e-12
@@ -328,7 +331,8 @@ def test_compiled_kernels_match_eager(group, gen, monkeypatch, dtype, tol):
     def kernels():
         return (fld.force(q, beta), fld.drift(q, p, 0.8), fld.action(q, beta), fld.mean_plaquette(q),
                 fld.kick(p, q, beta, 0.3), *fld.drift_kick(q, p, 0.8, beta, 0.3),
-                *fld.drift_kick_twice(q, p, 0.8, beta, 0.3, -0.2), fld.momenta(q, torch.Generator().manual_seed(5)),
+                *fld.drift_kicks(q, p, 0.8, beta, [0.3, -0.2, 0.1, 0.2, -0.1, 0.3, 0.05]),
+                fld.momenta(q, torch.Generator().manual_seed(5)),
                 fld.normalise(fld.drift(q, p, 0.8)), fld.kinetic(p))
 
     eager = kernels()

@@ -37,23 +37,17 @@ def force_evaluations(integrator: str, n_steps: int) -> int:
 
 def integrate(fld: LinkField, q, p, beta, eps: float, n_steps: int, integrator: str):
     """Molecular dynamics for a trajectory of n_steps steps of size eps; returns (q, p).
-    After the first half kick the steps are (drift, kick) pairs, taken two at a time
-    (``fld.drift_kick_twice``: one fused kernel for the fast U(1) field)."""
+    After the first half kick the steps are (drift, kick) pairs with one drift length,
+    ``fld.drift_kicks`` (fused kernels for the fast U(1) field)."""
     if integrator == "leapfrog":
         p = fld.kick(p, q, beta, 0.5 * eps)
-        kicks = [eps] * (n_steps - 1) + [0.5 * eps]
-        if n_steps % 2:
-            q, p = fld.drift_kick(q, p, eps, beta, kicks.pop(0))
-        for c1, c2 in zip(kicks[::2], kicks[1::2]):
-            q, p = fld.drift_kick_twice(q, p, eps, beta, c1, c2)
-        return q, p
+        return fld.drift_kicks(q, p, eps, beta, [eps] * (n_steps - 1) + [0.5 * eps])
     if integrator == "omelyan":
         lam = OMELYAN_LAMBDA
         p = fld.kick(p, q, beta, lam * eps)
-        for i in range(n_steps):
-            last = (2 * lam if i < n_steps - 1 else lam) * eps
-            q, p = fld.drift_kick_twice(q, p, 0.5 * eps, beta, (1 - 2 * lam) * eps, last)
-        return q, p
+        kicks = [(1 - 2 * lam) * eps, 2 * lam * eps] * n_steps
+        kicks[-1] = lam * eps
+        return fld.drift_kicks(q, p, 0.5 * eps, beta, kicks)
     raise ValueError(f"unknown integrator {integrator!r}; choose one of {INTEGRATORS}")
 
 
