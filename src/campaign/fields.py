@@ -294,9 +294,14 @@ def _u1_plaquette_angles(t):
     return t0 + _up(t1, 0) - _up(t0, 1) - t1
 
 
-def _u1_force(q, beta):
+def _u1_force_halves(q, beta):
+    """Force on the links in direction 0 and in direction 1, each laid out (x, y, chains)."""
     s = beta * _sin(_u1_plaquette_angles(_phys(q)))
-    return torch.stack((s - _down(s, 1), _down(s, 0) - s)).movedim(-1, 0)
+    return s - _down(s, 1), _down(s, 0) - s
+
+
+def _u1_force(q, beta):
+    return torch.stack(_u1_force_halves(q, beta)).movedim(-1, 0)
 
 
 def _u1_density_sum(q):
@@ -309,9 +314,8 @@ def _u1_density_sum(q):
 def _u1_kick(q, p, cbeta):
     # p - force, one direction at a time: inductor then writes each half of the new
     # momenta straight from the sines (3 passes over memory instead of 5)
-    s = cbeta * _sin(_u1_plaquette_angles(_phys(q)))
-    p0, p1 = _phys(p)
-    return torch.stack((p0 - (s - _down(s, 1)), p1 - (_down(s, 0) - s))).movedim(-1, 0)
+    (f0, f1), (p0, p1) = _u1_force_halves(q, cbeta), _phys(p)
+    return torch.stack((p0 - f0, p1 - f1)).movedim(-1, 0)
 
 
 def _u1_drift_kick(q, p, h, cbeta):
@@ -575,8 +579,8 @@ def gaussian_momenta(generator, shape, dtype, device, compiled: bool = False) ->
     """Standard normal momentum coordinates laid out (2, dim, L1, L2, chains) for
     shape = (chains, L1, L2, dim): pair number ((a L1 + x) L2 + y) chains + c of
     ``_gaussian_pairs`` is the coordinate a at site (x, y), chain c, of the links in
-    direction 0 and 1.  Every field takes its momenta from here (a view, no copy), so one seed gives
-    the same trajectory in every representation."""
+    direction 0 and 1.  Every field takes its momenta from here (a view, no copy), so one
+    seed gives the same trajectory in every representation."""
     chains, L1, L2, dim = shape
     key = torch.randint(0, 2**32, (4,), generator=generator, dtype=torch.int64, device=device)
     z = _GAUSSIAN_PAIRS(compiled, key, dim * L1 * L2 * chains, dtype)

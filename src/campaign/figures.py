@@ -897,7 +897,8 @@ def fig_training_loss(loss_logs):
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("DSM loss")
     # above the axes: the raw curves fill the panel
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(3, max(1, len(ax.get_legend_handles_labels()[1]))), fontsize=6.5,
+    n_curves = len(ax.get_legend_handles_labels()[1])
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(3, max(1, n_curves)), fontsize=6.5,
               handlelength=1.2, columnspacing=1.0)
     return fig
 
