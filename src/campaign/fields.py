@@ -87,10 +87,15 @@ class LinkField:
 
     def drift_kick(self, q, p, h, beta, c):
         """A drift by h followed by a kick with c at the new links: (q', p - c F(q')).
-        The integrators' steps come in this pair; the fast fields run it as one kernel,
-        which saves writing the new links and reading them back (and a launch)."""
+        The integrators' steps come in this pair; the fast U(1) field runs it as one
+        kernel.  SU(2) and U(2) keep two: fused, inductor recomputed the drift inside the
+        plaquette loops (U(2), L = 32 x 64 chains: 2.4 ms against 0.54 + 1.04 ms)."""
         q = self.drift(q, p, h)
         return q, self.kick(p, q, beta, c)
+
+    def hamiltonian(self, q, p, beta):
+        """Per chain: kinetic energy of the momenta p plus the action of the links q."""
+        return self.kinetic(p) + self.action(q, beta)
 
     def drift_kicks(self, q, p, h, beta, kicks):
         """(drift by h, kick with c) for each c in kicks, in order: the integrators after
@@ -170,10 +175,11 @@ class _Kernel:
     rest of the process.  An error the eager call raises too is the caller's and is
     re-raised unchanged."""
 
-    def __init__(self, fn, dynamic: bool | None = None):
+    def __init__(self, fn, dynamic: bool | None = None, options: dict | None = None):
         self.fn = fn
         self.name = fn.__name__.lstrip("_")
         self.dynamic = dynamic
+        self.options = {**_INDUCTOR_OPTIONS, **(options or {})}
         self._compiled = None
 
     def __call__(self, use_compiled: bool, *args):
@@ -182,7 +188,7 @@ class _Kernel:
             return self.fn(*args)
         try:
             if self._compiled is None:
-                self._compiled = torch.compile(self.fn, options=_INDUCTOR_OPTIONS, dynamic=self.dynamic)
+                self._compiled = torch.compile(self.fn, options=self.options, dynamic=self.dynamic)
             return self._compiled(*map(_canonical_single_chain, args))
         except Exception as exc:  # noqa: BLE001 - decided below by the eager call
             out = self.fn(*args)  # raises the caller's own errors
@@ -325,8 +331,8 @@ def _u1_drift_kick(q, p, h, cbeta):
 
 # Several pairs in one kernel (U(1), L = 32, 64 chains): 20 pairs as 10 calls of two took
 # 0.64x the time of 20 calls, as 5 calls of four 0.8x that again -- a U(1) pair is short
-# enough that the per-call cost and the memory passes between calls count.  For SU(2) and
-# U(2) two pairs per call bought nothing and took 30-60 s to compile: they keep one.
+# enough that the per-call cost and the memory passes between calls count.  SU(2) and U(2)
+# run drift and kick as two kernels (see LinkField.drift_kick).
 def _u1_drift_kick_2(q, p, h, cbeta1, cbeta2):
     q, p = _u1_drift_kick(q, p, h, cbeta1)
     return _u1_drift_kick(q, p, h, cbeta2)
@@ -406,9 +412,10 @@ def _quaternion_plaquette(u):
     return _qmul_dagger(a, b)
 
 
-def _plaquette_force(u, g):
+def _plaquette_force(u, g, p=None):
     """Force on both link directions, (2, C, x, y, chains), from g (3 or 4, x, y, chains),
-    the algebra coordinates of beta/N times the projected plaquette at each site.
+    the algebra coordinates of beta/N times the projected plaquette at each site; with
+    momenta p (2, C, x, y, chains), the kicked momenta p - force instead.
 
     As in ``campaign.actions.force_from_plaquettes``: each link collects the plaquette
     at its base site and the one behind it, brought to its base point by the connecting
@@ -422,16 +429,22 @@ def _plaquette_force(u, g):
     if g.shape[0] == 4:
         f0.append(g[3] - g_y[3])
         f1.append(g_x[3] - g[3])
+    if p is not None:
+        # each component of p - force straight from its pieces: a stacked force and a
+        # subtraction after it cost a pass more (kick U(2) 1.39 -> 1.04 ms, SU(2) 0.98 ->
+        # 0.61 ms at L = 32 x 64 chains, 2 threads)
+        f0 = [p[0, i] - f for i, f in enumerate(f0)]
+        f1 = [p[1, i] - f for i, f in enumerate(f1)]
     # one flat stack: nested stacks make inductor write both halves and copy them
     return torch.stack(f0 + f1).unflatten(0, (2, len(f0)))
 
 
-def _su2_force(q, beta):
+def _su2_force(q, beta, p=None):
     # F = (beta / N) proj(U_P) - ...; the coordinates of proj(a0 + i a.sigma) are sqrt2 a
     u = _phys(q)
     _, p1, p2, p3 = _quaternion_plaquette(u)
     g = (beta * SQRT1_2) * torch.stack((p1, p2, p3))
-    return _plaquette_force(u, g).movedim(-1, 0)
+    return _plaquette_force(u, g, None if p is None else _phys(p)).movedim(-1, 0)
 
 
 def _su2_density_sum(q):
@@ -450,12 +463,12 @@ def _u2_plaquette(u):
     return _cos(phi), _sin(phi), _quaternion_plaquette(u)
 
 
-def _u2_force(q, beta):
+def _u2_force(q, beta, p=None):
     # proj(e^{i phi} (P0 + i p.sigma)) = i sin(phi) P0 1 + i cos(phi) p.sigma
     u = _phys(q)
     c, s, (p0, p1, p2, p3) = _u2_plaquette(u)
     g = (beta * SQRT1_2) * torch.stack((c * p1, c * p2, c * p3, s * p0))
-    return _plaquette_force(u, g).movedim(-1, 0)
+    return _plaquette_force(u, g, None if p is None else _phys(p)).movedim(-1, 0)
 
 
 def _u2_density_sum(q):
@@ -472,28 +485,20 @@ def _u2_drift(q, p, eps):
 
 
 def _su2_kick(q, p, cbeta):
-    return p - _su2_force(q, cbeta)
+    return _su2_force(q, cbeta, p)
 
 
 def _u2_kick(q, p, cbeta):
-    return p - _u2_force(q, cbeta)
+    return _u2_force(q, cbeta, p)
 
 
-def _su2_drift_kick(q, p, h, cbeta):
-    q1 = _su2_drift(q, p, h)
-    return q1, p - _su2_force(q1, cbeta)
-
-
-def _u2_drift_kick(q, p, h, cbeta):
-    q1 = _u2_drift(q, p, h)
-    return q1, p - _u2_force(q1, cbeta)
-
-
-_SU2_DRIFT_KICK = _Kernel(_su2_drift_kick)
-_U2_DRIFT_KICK = _Kernel(_u2_drift_kick)
 _SU2_FORCE = _Kernel(_su2_force)
 _SU2_KICK = _Kernel(_su2_kick)
-_U2_KICK = _Kernel(_u2_kick)
+# inductor writes an intermediate to memory when it is read 4 times or is more than 50
+# operations; the U(2) kick has many such (quaternion products) -- keeping more of them in
+# registers: kick 0.80 -> 0.66-0.72 ms (L = 32 x 64 chains, 2 threads; 1 thread 1.52 -> 1.31-1.41).
+# No gain for SU(2) and the drifts, and minutes of compilation for the drifts.
+_U2_KICK = _Kernel(_u2_kick, options={"realize_reads_threshold": 6, "realize_cpu_opcount_threshold": 100})
 _SU2_DENSITY = _Kernel(_su2_density_sum)
 _SU2_DRIFT = _Kernel(_su2_drift)
 _U2_FORCE = _Kernel(_u2_force)
@@ -595,7 +600,9 @@ def _kinetic(p):
 
 
 def _wrap_angle(t):
-    return torch.remainder(t + math.pi, 2 * math.pi) - math.pi
+    """t - 2 pi k in [-pi, pi]: a multiplication and a rounding (``_reduce``), where
+    torch.remainder divides (U(1) normalise 0.42 -> 0.07 ms, float32, L = 32 x 64 chains)."""
+    return _reduce(t)[1]
 
 
 def _unit_quaternion(u):
@@ -619,7 +626,24 @@ def _u2_normalise(q):
     return torch.stack((*_unit_quaternion(u), _wrap_angle(u[:, 4])), 1).movedim(-1, 0)
 
 
+# H = p^2 / 2 + S in one call: one kernel launch and one dynamo call (~40 us) fewer, twice
+# a trajectory -- a tenth of a float32 U(1) trajectory at L = 32 went to these small calls
+def _u1_hamiltonian(q, p, beta):
+    return _kinetic(p) + beta * _u1_density_sum(q)
+
+
+def _su2_hamiltonian(q, p, beta):
+    return _kinetic(p) + beta * _su2_density_sum(q)
+
+
+def _u2_hamiltonian(q, p, beta):
+    return _kinetic(p) + beta * _u2_density_sum(q)
+
+
 _KINETIC = _Kernel(_kinetic)
+_U1_HAMILTONIAN = _Kernel(_u1_hamiltonian)
+_SU2_HAMILTONIAN = _Kernel(_su2_hamiltonian)
+_U2_HAMILTONIAN = _Kernel(_u2_hamiltonian)
 _U1_NORMALISE = _Kernel(_u1_normalise)
 _SU2_NORMALISE = _Kernel(_su2_normalise)
 _U2_NORMALISE = _Kernel(_u2_normalise)
@@ -631,7 +655,7 @@ class _FastField(LinkField):
 
     components = 0  # per link; 0: a bare angle
     _force_kernel = _density_kernel = _drift_kernel = _kick_kernel = _drift_kick_kernel = None
-    _normalise_kernel = None
+    _normalise_kernel = _hamiltonian_kernel = None
     _fused_drift_kicks: dict = {}  # pairs per call -> kernel, largest first
 
     def __init__(self, group: Group, dtype=torch.float64, device=None):
@@ -701,6 +725,8 @@ class _FastField(LinkField):
         return self._kick_kernel(self._use(q, p, beta), q, p, self._scaled(beta, c, q))
 
     def drift_kick(self, q, p, h, beta, c):
+        if self._drift_kick_kernel is None:
+            return super().drift_kick(q, p, h, beta, c)
         return self._drift_kick_kernel(self._use(q, p, beta, h), q, p, self._tensor(h, q), self._scaled(beta, c, q))
 
     def drift_kicks(self, q, p, h, beta, kicks):
@@ -724,6 +750,9 @@ class _FastField(LinkField):
     def kinetic(self, p):
         return _KINETIC(self._use(p), p)
 
+    def hamiltonian(self, q, p, beta):
+        return self._hamiltonian_kernel(self._use(q, p, beta), q, p, self._tensor(beta, q))
+
     def normalise(self, q):
         return self._normalise_kernel(self._use(q), q)
 
@@ -735,7 +764,7 @@ class U1AngleField(_FastField):
     name = "u1-angles"
     _force_kernel, _density_kernel, _kick_kernel = _U1_FORCE, _U1_DENSITY, _U1_KICK
     _drift_kick_kernel, _fused_drift_kicks = _U1_DRIFT_KICK, _U1_DRIFT_KICKS
-    _normalise_kernel = _U1_NORMALISE
+    _normalise_kernel, _hamiltonian_kernel = _U1_NORMALISE, _U1_HAMILTONIAN
 
     def __init__(self, dtype=torch.float64, device=None):
         super().__init__(U1, dtype, device)
@@ -760,7 +789,7 @@ class SU2QuaternionField(_FastField):
     name = "su2-quaternions"
     components = 4
     _force_kernel, _kick_kernel, _drift_kernel, _density_kernel = _SU2_FORCE, _SU2_KICK, _SU2_DRIFT, _SU2_DENSITY
-    _drift_kick_kernel, _normalise_kernel = _SU2_DRIFT_KICK, _SU2_NORMALISE
+    _normalise_kernel, _hamiltonian_kernel = _SU2_NORMALISE, _SU2_HAMILTONIAN
 
     def __init__(self, dtype=torch.float64, device=None):
         super().__init__(SU2, dtype, device)
@@ -784,7 +813,7 @@ class U2QuaternionField(SU2QuaternionField):
     name = "u2-phase-quaternions"
     components = 5
     _force_kernel, _kick_kernel, _drift_kernel, _density_kernel = _U2_FORCE, _U2_KICK, _U2_DRIFT, _U2_DENSITY
-    _drift_kick_kernel, _normalise_kernel = _U2_DRIFT_KICK, _U2_NORMALISE
+    _normalise_kernel, _hamiltonian_kernel = _U2_NORMALISE, _U2_HAMILTONIAN
 
     def __init__(self, dtype=torch.float64, device=None):
         _FastField.__init__(self, U2, dtype, device)

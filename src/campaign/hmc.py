@@ -52,7 +52,7 @@ def integrate(fld: LinkField, q, p, beta, eps: float, n_steps: int, integrator: 
 
 
 def hamiltonian(fld: LinkField, q, p, beta) -> torch.Tensor:
-    return fld.kinetic(p) + fld.action(q, beta)
+    return fld.hamiltonian(q, p, beta)
 
 
 def trajectory(fld: LinkField, q, beta, eps, n_steps, integrator, generator):
