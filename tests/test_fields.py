@@ -143,6 +143,15 @@ def test_threefry_matches_the_reference_vectors(counter, key, expected):
     assert tuple(int(w) for w in as_tensors) == expected
     as_uint32 = F.threefry4x32([np.array([c], dtype=np.uint32) for c in counter], [np.uint32(k) for k in key])
     assert tuple(int(w[0]) for w in as_uint32) == expected
+    # int32 tensors (the compiled path): the same bits read as signed, wrapping arithmetic
+    as_int32 = F.threefry4x32([F._as_int32(torch.tensor([c])) for c in counter],
+                              [F._as_int32(torch.tensor(k)) for k in key])
+    assert all(w.dtype == torch.int32 for w in as_int32)
+    assert tuple(int(w) & 0xFFFFFFFF for w in as_int32) == expected
+    compiled = torch.compile(F.threefry4x32, options=F._INDUCTOR_OPTIONS)
+    as_int32 = compiled([F._as_int32(torch.tensor([c] * 19)) for c in counter],
+                        [F._as_int32(torch.tensor(k)) for k in key])
+    assert tuple(int(w[-1]) & 0xFFFFFFFF for w in as_int32) == expected
 
 
 def _box_muller(u1, u2):
