@@ -61,6 +61,7 @@ class _NumpyModel:
     kick = LinkField.kick
     drift_kick = LinkField.drift_kick
     drift_kicks = LinkField.drift_kicks
+    hamiltonian = LinkField.hamiltonian
     del LinkField
 
 
@@ -184,14 +185,14 @@ class NumpyMatrix(_NumpyModel):
 
 def numpy_trajectory(model, q, beta, eps, n_steps, integrator, rng):
     """campaign.hmc.trajectory on the numpy model (the integrator is the same code)."""
-    from campaign.hmc import integrate
+    from campaign.hmc import hamiltonian, integrate
 
     np = model.np
     p = model.momenta(q, rng)
-    h0 = model.kinetic(p) + model.action(q, beta)
+    h0 = hamiltonian(model, q, p, beta)
     q1, p = integrate(model, q, p, beta, eps, n_steps, integrator)
     q1 = model.normalise(q1)
-    dh = model.kinetic(p) + model.action(q1, beta) - h0
+    dh = hamiltonian(model, q1, p, beta) - h0
     accept = rng.random(dh.shape) < np.exp(-np.maximum(dh, 0))
     mask = accept.reshape(accept.shape + (1,) * (q.ndim - 1))
     return np.where(mask, q1, q)

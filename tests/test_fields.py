@@ -342,7 +342,7 @@ def test_compiled_kernels_match_eager(group, gen, monkeypatch, dtype, tol):
                 fld.kick(p, q, beta, 0.3), *fld.drift_kick(q, p, 0.8, beta, 0.3),
                 *fld.drift_kicks(q, p, 0.1, beta, [0.03, -0.02, 0.01, 0.02, -0.01, 0.03, 0.05]),
                 fld.momenta(q, torch.Generator().manual_seed(5)),
-                fld.normalise(fld.drift(q, p, 0.8)), fld.kinetic(p))
+                fld.normalise(fld.drift(q, p, 0.8)), fld.kinetic(p), fld.hamiltonian(q, p, beta))
 
     eager = kernels()
     _compile_or_skip(monkeypatch)
