@@ -1,55 +1,78 @@
-"""MAALA sampling throughput and peak memory, batched chains against one chain at a time.
+"""Diffusion sampling: throughput against one chain at a time, and effective samples per
+second of the exact sampler against the unweighted MAALA, in the same run.
 
-    python benchmarks/maala.py                  # U(1), SU(2), U(2) at L = 16, 32; 32 chains
-    python benchmarks/maala.py --quick          # L = 16 only, fewer steps
+    python benchmarks/maala.py                  # U(1), SU(2), U(2) at L = 16, 32
+    python benchmarks/maala.py --quick          # L = 16 throughput, small ESS cases
     python benchmarks/maala.py --device cuda --dtype float32 --chains 256
 
-Each case runs ``campaign.sampler.run_batch`` (annealing + Metropolis-adjusted tail) with
-the default score-model architecture (untrained weights: a network evaluation costs the
-same) in a fresh subprocess, twice: once with all chains in one batch, and, as the
-baseline measured in the same run, the way a straightforward sampler runs them, one chain
-after the other (batch 1).  The schedule is shortened (``--levels`` + ``--tail`` steps, each
-one score evaluation and one Wilson action); "samples/s" is scaled to the default
-schedule of 100 levels + 200 tail steps = 300 score evaluations per sample.
-Peak memory: the process's maximum-RSS growth (CPU) or torch.cuda.max_memory_allocated.
+Part 1, throughput.  ``campaign.samplers.smc.run_smc_batch`` (Metropolis-adjusted moves with
+the model's score, reweighting, resampling) with the default score-model architecture
+(untrained weights: a network evaluation costs the same) in a fresh subprocess, twice: all
+chains in one batch, and, as the baseline measured in the same run, one chain after the other.
+Unit: chain-steps/s (one step = one score evaluation and one Wilson action); samples/s is
+scaled to the default schedule (``SampleSettings``: n_levels x (steps_per_level + 1) + tail
+score evaluations per sample).  Peak memory: the process's maximum-RSS growth (CPU) or
+torch.cuda.max_memory_allocated.
+
+Part 2, effective samples per second.  At one (group, beta, L) per case, from beta0 = beta/2,
+the same untrained ScoreModel (its physics prior, no training) samples with
+  * smc, drift = model   (exact: weighted SMC with the network's score as drift),
+  * smc, drift = physics (exact: the same without the network, the baseline),
+  * maala                (unweighted, approximate: its "effective" samples are biased),
+each timed end to end through ``sample_to_file``.  Reported: wall time, Kish ESS/N,
+n_eff of the plaquette (the number of independent draws worth the same error), effective
+samples/s = n_eff / wall, and the pull (value - exact) / error of the plaquette -- the
+figure of merit only counts when the pull is consistent with zero.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from _cases import run_in_fresh_process, write_json
 
-DEFAULT_STEPS_PER_SAMPLE = 100 + 200
+
+def _settings_steps_per_sample() -> int:
+    from campaign.samplers.settings import SampleSettings
+
+    s = SampleSettings(beta=1.0, L=4, n_samples=1)
+    return s.n_levels * (s.steps_per_level + 1) + s.tail_steps
 
 
-def run_case(group: str, L: int, chains: int, levels: int, tail: int, device: str, dtype: str,
-             threads: int, baseline_chains: int) -> dict:
+def run_throughput(group: str, L: int, chains: int, levels: int, device: str, dtype: str, threads: int,
+                   baseline_chains: int) -> dict:
     import torch
 
     from campaign.diffusion import ScoreModel
-    from campaign.sampler import MAALASettings, run_batch
+    from campaign.samplers.scores import ModelScore
+    from campaign.samplers.settings import SampleSettings
+    from campaign.samplers.smc import initial_path, run_smc_batch
 
     torch.set_num_threads(threads)
     dev = torch.device(device)
-    model = ScoreModel(group, 2.0, L, 0.01, 4.0).to(dev, torch.float64 if dtype == "float64" else torch.float32)
+    rdtype = torch.float64 if dtype == "float64" else torch.float32
+    model = ScoreModel(group, 2.0, L, 0.01, 4.0).to(dev, rdtype)
     model.eval()
-    steps = levels + tail
+    score = ModelScore(model, dev, torch.complex128 if rdtype == torch.float64 else torch.complex64)
+    steps_per_level = 1
 
     def timed(n_chains: int, seed: int) -> float:
-        s = MAALASettings(beta=2.0, L=L, n_samples=n_chains, n_levels=levels, tail_steps=tail,
-                          batch=n_chains, seed=seed, device=device, dtype=dtype)
+        s = SampleSettings(beta=2.0, L=L, n_samples=n_chains, n_levels=levels, steps_per_level=steps_per_level,
+                           tail_steps=0, batch=n_chains, seed=seed, device=device, dtype=dtype)
         s.resolve({"group": group, "sigma_min": 0.01, "sigma_max": 4.0})
+        path = initial_path(score, s)
         gen = torch.Generator(device=dev).manual_seed(seed)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         t = time.perf_counter()
-        with torch.no_grad():
-            run_batch(model, s, n_chains, gen, dev)
+        run_smc_batch(score, s, path, n_chains, gen, dev)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - t
@@ -61,18 +84,60 @@ def run_case(group: str, L: int, chains: int, levels: int, tail: int, device: st
     batched = timed(chains, 1)
     peak = (torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda"
             else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024)
-    # baseline: chains one after the other; baseline_chains of them, rates per chain
     one = sum(timed(1, 10 + i) for i in range(baseline_chains))
-    per_step_batched = chains * steps / batched
-    per_step_one = baseline_chains * steps / one
+    evals = levels * (steps_per_level + 1)  # a drift refresh per level and one per move
+    per_step_batched = chains * evals / batched
+    per_step_one = baseline_chains * evals / one
+    per_sample = _settings_steps_per_sample()
     return {
-        "group": group, "L": L, "chains": chains, "dtype": dtype, "device": device, "steps": steps,
-        "chain_steps_per_s": per_step_batched, "samples_per_s": per_step_batched / DEFAULT_STEPS_PER_SAMPLE,
-        "site_steps_per_s": per_step_batched * L * L,
-        "baseline_chain_steps_per_s": per_step_one,
-        "baseline_samples_per_s": per_step_one / DEFAULT_STEPS_PER_SAMPLE,
-        "ratio": per_step_batched / per_step_one, "peak_mb": peak,
+        "group": group, "L": L, "chains": chains, "dtype": dtype, "device": device, "levels": levels,
+        "chain_steps_per_s": per_step_batched, "samples_per_s": per_step_batched / per_sample,
+        "baseline_chain_steps_per_s": per_step_one, "baseline_samples_per_s": per_step_one / per_sample,
+        "ratio": per_step_batched / per_step_one, "peak_mb": peak, "evals_per_sample": per_sample,
     }
+
+
+def run_effective(group: str, beta: float, L: int, n: int, batch: int, levels: int, device: str, dtype: str,
+                  threads: int) -> list[dict]:
+    import torch
+
+    from campaign import exact, io
+    from campaign.diffusion import ScoreModel
+    from campaign.lattice import wilson_loop
+    from campaign.samplers.job import sample_to_file
+    from campaign.samplers.settings import SampleSettings
+    from campaign.stats import independent_summary, weighted_summary
+
+    torch.set_num_threads(threads)
+    model = ScoreModel(group, beta / 2, L, 0.01, 4.0)
+    ex = exact.plaquette(group, beta, L)
+    variants = (
+        ("smc/model", dict(method="smc", drift="model", n_levels=levels)),
+        ("smc/physics", dict(method="smc", drift="physics", n_levels=levels)),
+        ("maala", dict(method="maala", n_levels=levels, tail_steps=2 * levels, steps_per_level=1)),
+    )
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        for name, kw in variants:
+            s = SampleSettings(beta=beta, L=L, n_samples=n, batch=batch, seed=3, device=device, dtype=dtype, **kw)
+            t = time.perf_counter()
+            path = sample_to_file(model, Path(d) / f"{name.replace('/', '_')}.h5", s, progress=False)
+            wall = time.perf_counter() - t
+            ens = io.read_ensemble(path)
+            plaq = wilson_loop(ens.links, 1, 1).numpy()
+            if ens.log_weights is not None:
+                st = weighted_summary(plaq, ens.log_weights, ens.weight_block)
+                ess = float(ens.attrs["ess_per_sample"])
+            else:
+                st = independent_summary(plaq)
+                ess = 1.0
+            rows.append({
+                "group": group, "beta": beta, "L": L, "beta0": beta / 2, "sampler": name, "n": n,
+                "wall_s": wall, "ess_per_sample": ess, "n_eff": st["n_eff"],
+                "effective_per_s": st["n_eff"] / wall, "pull": (st["value"] - ex) / st["error"],
+                "approximate": name == "maala",
+            })
+    return rows
 
 
 def main(argv=None) -> int:
@@ -81,8 +146,7 @@ def main(argv=None) -> int:
     p.add_argument("--groups", nargs="+", default=["u1", "su2", "u2"])
     p.add_argument("--L", nargs="+", type=int, default=None)
     p.add_argument("--chains", type=int, default=32)
-    p.add_argument("--levels", type=int, default=None, help="annealing levels timed")
-    p.add_argument("--tail", type=int, default=None, help="MH tail steps timed")
+    p.add_argument("--levels", type=int, default=None, help="levels timed in the throughput part")
     p.add_argument("--baseline-chains", type=int, default=None, help="chains timed one by one")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float64")
@@ -92,34 +156,54 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     Ls = a.L or ([16] if a.quick else [16, 32])
     levels = a.levels or (5 if a.quick else 10)
-    tail = a.tail or (5 if a.quick else 10)
     nbase = a.baseline_chains or (2 if a.quick else 4)
+    ess_cases = [(g, 2.0, 8 if a.quick else (16 if g == "u1" else 8)) for g in a.groups]
+    ess_n, ess_batch, ess_levels = (64, 16, 40) if a.quick else (256, 32, 200)
     if a.case:
-        group, L = a.case.split(":")
-        print(json.dumps(run_case(group, int(L), a.chains, levels, tail, a.device, a.dtype, a.threads, nbase)))
+        kind, group, x = a.case.split(":")
+        if kind == "throughput":
+            out = run_throughput(group, int(x), a.chains, levels, a.device, a.dtype, a.threads, nbase)
+        else:
+            beta, L = (float(v) for v in x.split(","))
+            out = run_effective(group, beta, int(L), ess_n, ess_batch, ess_levels, a.device, a.dtype, a.threads)
+        print(json.dumps(out))
         return 0
-    rows = []
+    common = ["--chains", str(a.chains), "--levels", str(levels), "--baseline-chains", str(nbase),
+              "--device", a.device, "--dtype", a.dtype, "--threads", str(a.threads)] + (["--quick"] if a.quick else [])
+    thr, eff = [], []
     for group in a.groups:
         for L in Ls:
-            args = ["--case", f"{group}:{L}", "--chains", str(a.chains), "--levels", str(levels),
-                    "--tail", str(tail), "--baseline-chains", str(nbase), "--device", a.device,
-                    "--dtype", a.dtype, "--threads", str(a.threads)]
-            t = time.perf_counter()
-            row, err = run_in_fresh_process(__file__, args)
+            row, err = run_in_fresh_process(__file__, ["--case", f"throughput:{group}:{L}", *common])
             if row is None:
-                print(f"{group} L={L} failed:\n{err}", file=sys.stderr)
+                print(f"throughput {group} L={L} failed:\n{err}", file=sys.stderr)
                 continue
-            rows.append(row)
-            print(f"  done {group} L={L} ({time.perf_counter() - t:.0f} s)", file=sys.stderr, flush=True)
-    print(f"MAALA benchmark: device={a.device} dtype={a.dtype} threads={a.threads} chains={a.chains} "
-          f"timed {levels} levels + {tail} tail steps; samples/s at {DEFAULT_STEPS_PER_SAMPLE} steps per sample; "
-          f"baseline = one chain at a time ({nbase} chains)")
-    head = f"{'group':6} {'L':>4} {'chain-steps/s':>14} {'samples/s':>10} {'baseline samples/s':>19} {'ratio':>7} {'peak MB':>8}"
-    print(head)
-    for r in rows:
+            thr.append(row)
+    for group, beta, L in ess_cases:
+        rows, err = run_in_fresh_process(__file__, ["--case", f"effective:{group}:{beta},{L}", *common])
+        if rows is None:
+            print(f"effective {group} L={L} failed:\n{err}", file=sys.stderr)
+            continue
+        eff.extend(rows)
+    print(f"Sampler throughput: device={a.device} dtype={a.dtype} threads={a.threads} chains={a.chains}, "
+          f"{levels} SMC levels timed; samples/s at {_settings_steps_per_sample()} score evaluations per sample "
+          f"(default schedule); baseline = one chain at a time ({nbase} chains)")
+    print(f"{'group':6} {'L':>4} {'chain-steps/s':>14} {'samples/s':>10} {'baseline samples/s':>19} {'ratio':>7} "
+          f"{'peak MB':>8}")
+    for r in thr:
         print(f"{r['group']:6} {r['L']:>4} {r['chain_steps_per_s']:>14.1f} {r['samples_per_s']:>10.3f} "
               f"{r['baseline_samples_per_s']:>19.4f} {r['ratio']:>6.1f}x {r['peak_mb']:>8.0f}")
-    write_json(a.json, rows)
+    print(f"\nEffective samples per second (untrained ScoreModel at beta0 = beta/2, {ess_n} samples, "
+          f"batches of {ess_batch}, {ess_levels} levels; ratio against the unweighted MAALA of the same case; "
+          "MAALA's samples count only where its pull is consistent with zero)")
+    print(f"{'group':6} {'beta':>5} {'L':>4} {'sampler':12} {'wall s':>8} {'ESS/N':>6} {'n_eff':>7} {'eff/s':>8} "
+          f"{'ratio':>7} {'plaq pull':>9}")
+    for r in eff:
+        base = [x for x in eff if x["group"] == r["group"] and x["sampler"] == "maala"]
+        ratio = r["effective_per_s"] / base[0]["effective_per_s"] if base and base[0]["effective_per_s"] > 0 else math.nan
+        print(f"{r['group']:6} {r['beta']:>5g} {r['L']:>4} {r['sampler']:12} {r['wall_s']:>8.1f} "
+              f"{r['ess_per_sample']:>6.2f} {r['n_eff']:>7.1f} {r['effective_per_s']:>8.2f} {ratio:>6.2f}x "
+              f"{r['pull']:>+9.1f}")
+    write_json(a.json, {"throughput": thr, "effective": eff})
     return 0
 
 

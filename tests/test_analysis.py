@@ -11,16 +11,20 @@ import torch
 from campaign import io
 from campaign.analysis import (
     TABLE_COLUMNS,
-    bootstrap_errors,
-    chi_t_summary,
     collect_summaries,
-    gamma_summary,
-    independent_summary,
     measure_file,
     read_table,
     summarize_table,
     write_table,
 )
+from campaign.stats import (
+    bootstrap_errors,
+    chi_t_summary,
+    independent_summary,
+    kish_ess,
+    weighted_summary,
+)
+from campaign.stats import chain_summary as gamma_summary
 from campaign.groups import SU2, U1, U2
 from campaign.lattice import gauge_transform, wilson_loop
 from campaign.observables import (
@@ -169,6 +173,57 @@ def test_short_chains_are_concatenated():
     assert np.isfinite(s["error"]) and np.isfinite(s["tau_int"])
     tiny = gamma_summary([np.array([1.0, 2.0])])
     assert tiny["value"] == 1.5 and math.isnan(tiny["tau_int"])
+
+
+def test_chains_stuck_apart_are_statistics_not_replicas():
+    """Eight chains each frozen at a different Q: pyerrors alone reads error 0; the chain
+    summary takes the scatter between chains and marks the result unreliable."""
+    qs = [0, 1, -1, 2, 0, -2, 1, 0]
+    frozen = [np.full(200, float(q)) for q in qs]
+    s = gamma_summary(frozen)
+    assert s["value"] == pytest.approx(np.mean(qs))
+    assert s["error"] == pytest.approx(np.std(qs, ddof=1) / math.sqrt(len(qs)))
+    assert not s["reliable"] and "frozen" in s["note"]
+    # slowly mixing: chains fluctuate a little around different levels
+    rng = np.random.default_rng(4)
+    stuck = [q + 0.01 * rng.normal(size=400) for q in qs]
+    s = gamma_summary(stuck)
+    assert s["error"] >= 0.9 * np.std(qs, ddof=1) / math.sqrt(len(qs))
+    assert s["error_within"] < 0.01 and not s["reliable"] and "scatter" in s["note"]
+    # mixed chains: both errors agree, reliable
+    rng = np.random.default_rng(5)
+    good = gamma_summary([ar1(rng, 4000, 0.5) for _ in range(8)])
+    assert good["reliable"], good["note"]
+    assert abs(good["error_between"] / good["error_within"] - 1) < 0.5
+
+
+def test_short_chain_relative_to_tau_is_flagged():
+    rng = np.random.default_rng(6)
+    s = gamma_summary([ar1(rng, 300, 0.97) for _ in range(4)])  # tau ~ 33: 300 < 50 tau
+    assert not s["reliable"] and "tau_int" in s["note"]
+
+
+def test_weighted_estimator_is_exact_with_honest_errors():
+    """Importance sampling N(mu, 1) from N(0, 1) draws: the self-normalised estimate of the
+    mean matches mu, the jackknife-over-blocks error is calibrated over repetitions, and
+    the same draws without weights miss by many errors (the test has power)."""
+    mu, n, blocks = 0.7, 4000, 20
+    pulls, unweighted = [], []
+    for rep in range(40):
+        rng = np.random.default_rng(100 + rep)
+        x = rng.normal(size=n)
+        lw = mu * x - mu**2 / 2
+        s = weighted_summary(x, lw, np.repeat(np.arange(blocks), n // blocks))
+        pulls.append((s["value"] - mu) / s["error"])
+        unweighted.append((x.mean() - mu) / (x.std() / math.sqrt(n)))
+        assert s["reliable"] and s["ess"] == pytest.approx(kish_ess(lw))
+    pulls = np.array(pulls)
+    assert abs(pulls.mean()) < 0.5 and 0.7 < pulls.std() < 1.4, pulls
+    assert max(unweighted) < -20
+    one_block = weighted_summary(x, lw, None, independent_within_blocks=True)
+    assert one_block["reliable"] and one_block["error_method"].startswith("delta")
+    assert abs(one_block["error"] / s["error"] - 1) < 0.5
+    assert not weighted_summary(x, lw, None)["reliable"]  # correlated (resampled) samples, one block
 
 
 def test_independent_errors_match_gaussian():

@@ -13,6 +13,7 @@ from campaign.config import (
     format_beta,
     hmc_settings,
     sample_points,
+    sample_settings,
     validate_config,
 )
 from campaign.seeds import seed_from
@@ -88,6 +89,19 @@ def test_hmc_overrides():
     assert hmc_settings(cfg, "u1", 1.0, 8)["n_configs"] == 7
     assert hmc_settings(cfg, "u1", 2.0, 8)["n_configs"] == 200
     assert "overrides" not in hmc_settings(cfg, "u1", 1.0, 8)
+
+
+def test_sample_overrides():
+    cfg = with_change(["groups", "u1", "sample", "overrides"], [{"beta": 3, "L": 8, "n_samples": 5, "batch": 1}])
+    cfg = validate_config(cfg)
+    assert sample_settings(cfg, "u1", 3.0, 8)["n_samples"] == 5 and sample_settings(cfg, "u1", 3.0, 8)["batch"] == 1
+    assert sample_settings(cfg, "u1", 1.0, 8)["n_samples"] == 200
+    assert not {"overrides", "beta", "L"} & set(sample_settings(cfg, "u1", 3.0, 8))
+    bad = with_change(["groups", "u1", "sample", "overrides"], [{"beta": 3, "L": 12, "n_level": 5}])
+    with pytest.raises(ConfigError) as exc:
+        validate_config(bad)
+    assert "groups.u1.sample.overrides[0].n_level: not a setting of groups.u1.sample" in str(exc.value)
+    assert "(beta=3, L=12) is not on the sample grid" in str(exc.value)
 
 
 BAD = [
@@ -173,8 +187,11 @@ def test_cli_check(tmp_path, capsys):
 STAGE_API = [
     ("hmc", "campaign.hmc", "generate_ensemble", {"beta", "L", "overrides"}),
     ("model", "campaign.training", "train_model", {"name", "beta0", "L0"}),
-    ("sample", "campaign.sampler", "sample_to_file", {"beta", "L"}),
 ]
+
+
+def _schema_props(section):
+    return yaml.safe_load(SCHEMA_PATH.read_text())["$defs"][section]["properties"]
 
 
 @pytest.mark.parametrize("section,module,func,grid_keys", STAGE_API, ids=[s[0] for s in STAGE_API])
@@ -184,16 +201,35 @@ def test_schema_matches_library_signature(section, module, func, grid_keys):
     import importlib
     import inspect
 
-    try:
-        fn = getattr(importlib.import_module(module), func)
-    except (ImportError, AttributeError):
-        pytest.skip(f"{module}.{func} not available")
+    fn = getattr(importlib.import_module(module), func)
     params = inspect.signature(fn).parameters
-    props = yaml.safe_load(SCHEMA_PATH.read_text())["$defs"][section]["properties"]
-    for key, sub in props.items():
+    for key, sub in _schema_props(section).items():
         if key in grid_keys:
             continue
         assert key in params, f"schema {section}.{key} is not a parameter of {module}.{func}"
         default = params[key].default
         if "default" in sub and default is not inspect.Parameter.empty:
             assert sub["default"] == default, f"{section}.{key}: schema {sub['default']!r} != library {default!r}"
+
+
+def test_sample_schema_matches_settings():
+    """The config's sample section and SampleSettings have the same fields and defaults
+    (beta, L: grids in the config; seed, device, dtype: campaign-wide)."""
+    from dataclasses import MISSING, fields
+
+    from campaign.samplers.settings import SampleSettings
+
+    props = _schema_props("sample")
+    by_name = {f.name: f for f in fields(SampleSettings)}
+    campaign_wide = {"seed", "device", "dtype"}
+    assert set(props) - {"beta", "L", "overrides"} == set(by_name) - {"beta", "L"} - campaign_wide
+    override_keys = set(props["overrides"]["items"]["properties"]) - {"beta", "L"}
+    assert not override_keys - set(by_name), override_keys - set(by_name)
+    for key, sub in props.items():
+        if key in ("beta", "L", "overrides"):
+            continue
+        default = by_name[key].default
+        if default is not MISSING:
+            assert sub.get("default") == default, f"sample.{key}: schema {sub.get('default')!r} != {default!r}"
+        if "choices" in by_name[key].metadata:
+            assert sub["enum"] == list(by_name[key].metadata["choices"])

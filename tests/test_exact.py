@@ -518,3 +518,20 @@ def test_bad_input_raises_value_error(call):
 def test_unknown_group_error_type():
     with pytest.raises(UnknownGroupError):
         exact.exact_observables("su3", 1.0, 4)
+
+
+@pytest.mark.parametrize("group,beta,L", [("u1", 1.3, 4), ("u1", 7.0, 16), ("su2", 2.5, 6), ("u2", 3.0, 5)])
+def test_log_partition_function_derivative_is_the_action(group, beta, L):
+    """-d log Z / d beta = <S>/beta = V (1 - <plaquette>): log Z against the plaquette
+    (a different sum of the same expansion), by a central difference; Z(0) = 1."""
+    h = 1e-4 * max(1.0, beta)
+    d = (exact.log_partition_function(group, beta + h, L) - exact.log_partition_function(group, beta - h, L)) / (2 * h)
+    V = L * L
+    assert -d == pytest.approx(V * (1 - exact.plaquette(group, beta, L)), rel=1e-6)
+    assert exact.log_partition_function(group, 0.0, L) == pytest.approx(0.0, abs=1e-12)
+    # power: the trivial representation alone misses the torus sum at small volume
+    if group == "u1" and L == 4:
+        from scipy.special import ive
+
+        trivial_only = V * np.log(ive(0, beta))
+        assert abs(trivial_only - exact.log_partition_function(group, beta, L)) > 1e-5

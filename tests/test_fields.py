@@ -291,7 +291,11 @@ def test_float32_fields(group, gen):
     assert rel_err(f.double(), group.to_coords(ref.force(U, 1.0))) < 1e-5
     p = fast.momenta(q, gen)
     assert fast.drift(q, p, 0.1).dtype == torch.float32
-    assert fast.kinetic(p).dtype == torch.float32
+    # energies accumulate in float64 (dH is a small difference of extensive sums)
+    assert fast.kinetic(p).dtype == fast.action(q, 1.0).dtype == torch.float64
+    assert fast.hamiltonian(q, p, torch.tensor(1.0)).dtype == torch.float64
+    exact_kinetic = 0.5 * (p.double() ** 2).sum(tuple(range(1, p.ndim)))
+    assert torch.allclose(fast.kinetic(p), exact_kinetic, rtol=1e-6)  # float32 squares, float64 sum
 
 
 def _plaquette_series(fld, seed, chains=16, L=8, beta=2.0, therm=15, n_traj=40):

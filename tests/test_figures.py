@@ -1,8 +1,8 @@
 """Figures from a small synthetic campaign table (full and partial campaigns).
 
 ``build_fixture(directory)`` makes a plausible campaign: U(1), SU(2), U(2) at several
-couplings and two volumes, HMC (topology freezing at large beta) and diffusion + MAALA
-(independent samples, trained at beta0 on L0 = 8), per-configuration tables for the
+couplings and two volumes, HMC (topology freezing at large beta) and the exact diffusion
+sampler (weighted SMC, trained at beta0 on L0 = 8), per-configuration tables for the
 topology figure and training loss logs.  Running this file as a script writes the fixture
 figures to results/figures-fixture/.
 """
@@ -54,15 +54,15 @@ def build_fixture(directory: Path, seed: int = 0, betas=BETAS, Ls=LS, max_loop=M
     for group in ("u1", "su2", "u2"):
         for L in Ls:
             for beta in betas:
-                for alg in ("hmc", "maala"):
+                for alg in ("hmc", "smc"):
                     n = 2000
                     table = str(directory / "measure" / group / alg / f"b{beta:g}_L{L}.csv")
                     wall = (30.0 if alg == "hmc" else 80.0) * (L / 8) ** 2
                     base = {
                         "source": table.replace(".csv", ".json"), "file": table.replace(".csv", ".h5"),
                         "table": table, "group": group, "beta": beta, "L": L, "algorithm": alg,
-                        "beta0": BETA0[group] if alg == "maala" else np.nan,
-                        "L0": 8 if alg == "maala" else np.nan, "independent": alg == "maala",
+                        "beta0": BETA0[group] if alg == "smc" else np.nan,
+                        "L0": 8 if alg == "smc" else np.nan, "independent": alg == "smc",
                         "n_configs": n, "n_chains": 4 if alg == "hmc" else 1, "wall_time_s": wall,
                     }
 
@@ -97,9 +97,12 @@ def build_fixture(directory: Path, seed: int = 0, betas=BETAS, Ls=LS, max_loop=M
                         add("Q", q_err * rng.normal(), q_err, 0.0, tau_q, dtau_q)
                         if beta == max(betas) and L == max(Ls):
                             per_config.append(_per_config_table(Path(table), alg, chi * L * L, rng))
-                    if alg == "maala":
-                        acc = 0.92 * math.exp(-0.12 * abs(beta - BETA0[group])) * (8 / L) ** 0.4
-                        add("acceptance", acc, 0.01, np.nan, 0.5, 0.0)
+                    if alg == "smc":
+                        ess = 0.92 * math.exp(-0.12 * abs(beta - BETA0[group])) * (8 / L) ** 0.4
+                        add("ess_per_sample", ess, np.nan, np.nan, np.nan, np.nan)
+                        add("tail_step_size", 0.05 / (1 + beta) * (8 / L) ** 0.6, np.nan, np.nan, np.nan, np.nan)
+                        add("resamplings", 3 + beta, 0.3, np.nan, np.nan, np.nan)
+                        add("acceptance", 0.6, 0.01, np.nan, 0.5, 0.0)
                     else:
                         add("acceptance", 0.85 + 0.02 * rng.normal(), 0.005, np.nan, 0.6, 0.05)
                         add("exp_minus_dH", 1 + 0.01 * rng.normal(), 0.01, 1.0, 0.6, 0.05)
@@ -239,10 +242,32 @@ def test_exact_curves_from_module_and_fallback(fixture, tmp_path, monkeypatch):
     figs._exact_curve.cache_clear()
 
 
+def test_diffusion_sampler_figure_plots_the_table(fixture):
+    """The sampler figure draws, per group and L, exactly the table's ESS/N and step sizes
+    against beta (checked on the plotted data, not the image)."""
+    import matplotlib.pyplot as plt
+
+    import campaign.figures as figs
+
+    df = figs._load_table(fixture[0])
+    fig = figs.fig_diffusion_sampler(df)
+    axes = np.asarray(fig.axes).reshape(3, -1)
+    assert axes.shape == (3, 3)
+    for j, g in enumerate(("u1", "su2", "u2")):
+        for i, obs in enumerate(("ess_per_sample", "tail_step_size")):
+            data = {(tuple(np.round(np.asarray(ln.get_xdata(), float), 9)),
+                     tuple(np.round(np.asarray(ln.get_ydata(), float), 9))) for ln in axes[i, j].get_lines()}
+            for L in (8, 16):
+                s = df[(df.group == g) & (df.observable == obs) & (df.L == L)].sort_values("beta")
+                assert (tuple(np.round(s.beta, 9)), tuple(np.round(s.value, 9))) in data, (g, obs, L)
+    assert axes[0, 0].get_ylim()[1] <= 1.05 and axes[1, 0].get_yscale() == "log"
+    plt.close(fig)
+
+
 def test_captions_and_choose_L(fixture):
     df = fixture[0]
     caps = captions(8)
-    assert {"wilson_loops", "maala_acceptance", "topology", "autocorrelation_cost", "training_loss",
+    assert {"wilson_loops", "diffusion_sampler", "topology", "autocorrelation_cost", "training_loss",
             "beta_extrapolation_u1", "beta_extrapolation_su2", "beta_extrapolation_u2"} <= set(caps)
     assert all(len(c) > 40 for c in caps.values())
     assert choose_L(df) == 16  # ties between L = 8 and 16 go to the larger
@@ -269,3 +294,14 @@ def test_q_history_uses_all_independent_samples():
     assert list(_first_chain(markov)["Q"]) == [1, 2, 3]
     independent = pd.DataFrame({"chain": [2, 0, 1], "step": [0, 0, 0], "Q": [5, 6, 7]})
     assert list(_first_chain(independent)["Q"]) == [6, 7, 5]
+
+
+def test_q_distribution_uses_importance_weights():
+    """Weighted samples enter the Q histogram with their weights (plain frequencies of
+    weighted samples would show the sampler's biased proposal distribution)."""
+    from campaign.figures import _q_distribution
+
+    edges = np.arange(-2.5, 3.5)
+    t = pd.DataFrame({"Q": [0, 0, 0, 1], "log_weight": np.log([1.0, 1.0, 1.0, 3.0])})
+    assert np.allclose(_q_distribution(t, edges), [0, 0, 0.5, 0.5, 0])
+    assert np.allclose(_q_distribution(t.drop(columns="log_weight"), edges), [0, 0, 0.75, 0.25, 0])

@@ -1,6 +1,7 @@
-"""MAALA sampler: the MH kernel is exact (detailed balance on one link, exact L=4
-observables with poor scores), a good score raises acceptance, files resume after a kill,
-the CLI validates its input."""
+"""Langevin kernels and the (approximate) MAALA sampler: the MH kernel is exact (detailed
+balance on one link, exact L=4 observables of the MH chain with poor scores), a good score
+raises acceptance, files resume after a kill, the CLI validates its input.  The exact
+(weighted) sampler: tests/test_smc.py."""
 
 import math
 import signal
@@ -18,19 +19,17 @@ from campaign import exact, io
 from campaign.errors import CampaignError
 from campaign.groups import SU2, U1, get_group, trace
 from campaign.lattice import wilson_loop
-from campaign.sampler import (
-    ChainState,
-    MAALASettings,
-    PhysicsScore,
-    ZeroScore,
-    describe_model,
-    langevin_proposal,
-    langevin_step,
-    log_proposal_ratio,
-    mh_step,
-    run_batch,
-    sample_to_file,
-)
+from campaign.samplers.job import sample_to_file
+from campaign.samplers.kernels import ChainState, langevin_proposal, langevin_step, log_proposal_ratio, mh_step
+from campaign.samplers.maala import run_maala_batch
+from campaign.samplers.scores import PhysicsScore, ZeroScore, describe_model
+from campaign.samplers.settings import SampleSettings
+
+
+def maala(model, out, beta, L, n, *, progress=False, model_path=None, **kw):
+    """The MAALA sampler through the file job (old keyword arguments as SampleSettings)."""
+    settings = SampleSettings(beta=beta, L=L, n_samples=n, method="maala", **kw)
+    return sample_to_file(model, out, settings, model_path=model_path, progress=progress)
 
 
 @pytest.fixture(autouse=True)
@@ -290,7 +289,7 @@ def chain_means(path, R, T):
 def test_mh_tail_reproduces_exact_l4(tmp_path, group, beta, model_kind):
     L, chains, K = 4, 128, 60
     model = (ZeroScore if model_kind == "zero" else WrongBetaScore)(group, beta0=1.0, L0=8)
-    path = sample_to_file(
+    path = maala(
         model, tmp_path / "s.h5", beta, L, chains * (K + 1), n_levels=10, steps_per_level=1,
         tail_steps=600, tail_adapt=200, continue_chain=K, continue_sep=5, batch=chains,
         seed=3, progress=False,
@@ -311,11 +310,11 @@ def test_mh_tail_reproduces_exact_l4(tmp_path, group, beta, model_kind):
 def tail_run(model, group, beta, L, eps, adapt=0, seed=0, chains=16, tail=80):
     """Mean MH acceptance over the second half of a tail started from Haar, and the
     final step size."""
-    s = MAALASettings(beta=beta, L=L, n_samples=chains, n_levels=0, tail_steps=tail, tail_adapt=adapt,
-                      eps=eps, batch=chains, seed=seed)
+    s = SampleSettings(beta=beta, L=L, n_samples=chains, method="maala", n_levels=0, tail_steps=tail,
+                       tail_adapt=adapt, step_size=eps, batch=chains, seed=seed)
     s.resolve({"group": group, "sigma_min": model.sigma_min, "sigma_max": model.sigma_max})
     gen = torch.Generator().manual_seed(seed)
-    res = run_batch(model, s, chains, gen, torch.device("cpu"))
+    res = run_maala_batch(model, s, chains, gen, torch.device("cpu"))
     return float(res.history["tail_acceptance"][tail // 2:].mean()), res.eps
 
 
@@ -367,12 +366,11 @@ def test_trained_model_beats_untrained(trained_u1_model):
 
 def test_runs_with_the_campaign_score_model(tmp_path):
     """Interface check with the real (untrained) L-CNN score model, float32 and float64."""
-    diffusion = pytest.importorskip("campaign.diffusion")
-    if not hasattr(diffusion, "ScoreModel"):
-        pytest.skip("campaign.diffusion.ScoreModel not available yet")
+    from campaign import diffusion
+
     for group, dtype in (("u1", "float64"), ("su2", "float32")):
         model = diffusion.ScoreModel(group, 2.0, 8, 0.01, 5.0)
-        path = sample_to_file(model, tmp_path / f"{group}.h5", 3.0, 4, 6, n_levels=8, tail_steps=16, batch=4,
+        path = maala(model, tmp_path / f"{group}.h5", 3.0, 4, 6, n_levels=8, tail_steps=16, batch=4,
                               dtype=dtype, progress=False)
         ens = io.read_ensemble(path)
         assert ens.links.shape[0] == 6 and torch.isfinite(torch.view_as_real(ens.links)).all()
@@ -391,11 +389,11 @@ def test_annealing_step_floor_hands_the_tail_equilibrated_configurations(trained
     exact_plaq = exact.exact_observables("u1", beta, L)["plaquette"]
     start = {}
     for floor in (0.0, None):
-        s = MAALASettings(beta=beta, L=L, n_samples=chains, n_levels=100, tail_steps=2, tail_adapt=1,
-                          level_step_min=floor, batch=chains, seed=3)
+        s = SampleSettings(beta=beta, L=L, n_samples=chains, method="maala", n_levels=100, steps_per_level=1,
+                           tail_steps=2, tail_adapt=1, level_step_min=floor, batch=chains, seed=3)
         s.resolve(describe_model(model))
         with torch.no_grad():
-            res = run_batch(model, s, chains, torch.Generator().manual_seed(4), torch.device("cpu"))
+            res = run_maala_batch(model, s, chains, torch.Generator().manual_seed(4), torch.device("cpu"))
         start[floor] = float(res.history["tail_plaquette"][0].mean())
     # seen: 0.613 without the floor, 0.775 with it, exact 0.810 (150-step model)
     assert exact_plaq - start[0.0] > 0.08, start
@@ -406,7 +404,7 @@ def test_annealing_step_floor_hands_the_tail_equilibrated_configurations(trained
 def test_file_layout_history_and_truncation(tmp_path):
     model = PhysicsScore("su2", 2.0, 8, sigma_min=0.01, sigma_max=5.0)
     # 11 samples, 3 per chain -> 4 chains in batches of 3 + 1; 12 produced, 11 kept
-    path = sample_to_file(model, tmp_path / "x.h5", 2.5, 4, 11, n_levels=6, steps_per_level=3, tail_steps=20,
+    path = maala(model, tmp_path / "x.h5", 2.5, 4, 11, n_levels=6, steps_per_level=3, tail_steps=20,
                           continue_chain=2, continue_sep=2, batch=3, seed=5, progress=False,
                           model_path="models/m.pt")
     ens = io.read_ensemble(path)
@@ -417,15 +415,16 @@ def test_file_layout_history_and_truncation(tmp_path):
     assert a["algorithm"] == "maala" and a["group"] == "su2" and a["beta"] == 2.5 and a["L"] == 4
     assert a["model_path"] == "models/m.pt" and a["model_beta0"] == 2.0 and a["model_L0"] == 8
     assert not a["independent"] and a["n_batches"] == 2 and a["n_chains"] == 4
-    for key in ("n_levels", "steps_per_level", "tail_steps", "tail_adapt", "eps", "target_acceptance",
+    assert a["approximate"] and not a["weighted"]
+    for key in ("n_levels", "steps_per_level", "tail_steps", "tail_adapt", "step_size", "target_acceptance",
                 "batch", "continue_chain", "continue_sep", "seed", "sigma_min", "sigma_max", "sigma_tail",
                 "level_step_min"):
         assert key in a, key
     h = ens.history
     assert h["level_sigma"].shape == (6,) and h["level_sigma"][0] == pytest.approx(5.0)
     assert h["level_sigma"][-1] == pytest.approx(0.01)
-    assert a["level_step_min"] == a["eps"] > 0  # the floor defaults to the initial tail step
-    assert np.allclose(h["level_eps"], np.maximum(0.1 * h["level_sigma"] ** 2, a["eps"]))
+    assert a["level_step_min"] == a["step_size"] > 0  # the floor defaults to the initial tail step
+    assert np.allclose(h["level_eps"], np.maximum(0.1 * h["level_sigma"] ** 2, a["step_size"]))
     assert h["level_acceptance"].shape == (6, 2)
     assert np.all((h["level_acceptance"] >= 0) & (h["level_acceptance"] <= 1))
     assert h["tail_acceptance"].shape == h["tail_eps"].shape == h["tail_plaquette"].shape == (24, 2)
@@ -455,7 +454,7 @@ def test_independent_samples_float32_and_nn_module(tmp_path):
             return -self.w * PhysicsScore(SU2, 2.0)(U, sigma)
 
     net = Net()
-    path = sample_to_file(net, tmp_path / "f.h5", 2.0, 4, 6, n_levels=5, tail_steps=10, batch=4,
+    path = maala(net, tmp_path / "f.h5", 2.0, 4, 6, n_levels=5, tail_steps=10, batch=4,
                           dtype="float32", progress=False)
     ens = io.read_ensemble(path)
     assert ens.links.dtype == torch.complex64 and ens.attrs["independent"]
@@ -467,12 +466,12 @@ def test_tail_records_whether_it_changed_the_topological_charge(tmp_path, capsys
     """U(1): per chain, whether the corrected tail changed the Q the annealing handed it;
     at strong coupling a long tail changes most, no tail changes none (and says so)."""
     model = PhysicsScore("u1", 0.5, 4, sigma_min=0.01, sigma_max=3.0)
-    long = io.read_ensemble(sample_to_file(model, tmp_path / "a.h5", 0.5, 4, 40, n_levels=10, tail_steps=300,
+    long = io.read_ensemble(maala(model, tmp_path / "a.h5", 0.5, 4, 40, n_levels=10, tail_steps=300,
                                            batch=20, seed=1, progress=False))
     changed = long.history["tail_q_changed"]
     assert changed.shape == (40,) and set(np.unique(changed)) <= {0.0, 1.0}
     assert changed.mean() > 0.5 and long.attrs["tail_q_changed"] == pytest.approx(changed.mean())
-    none = io.read_ensemble(sample_to_file(model, tmp_path / "b.h5", 0.5, 4, 8, n_levels=10, tail_steps=0,
+    none = io.read_ensemble(maala(model, tmp_path / "b.h5", 0.5, 4, 8, n_levels=10, tail_steps=0,
                                            batch=8, seed=1, progress=True))
     assert np.all(none.history["tail_q_changed"] == 0)
     assert "changed the topological charge of 0% of the chains" in capsys.readouterr().err
@@ -481,22 +480,22 @@ def test_tail_records_whether_it_changed_the_topological_charge(tmp_path, capsys
 def test_bad_arguments_are_campaign_errors(tmp_path):
     model = ZeroScore("u1", 1.0)
     for kw in ({"tail_steps": 10, "tail_adapt": 10}, {"target_acceptance": 1.2}, {"batch": 0},
-               {"dtype": "float16"}, {"eps": -1.0}, {"sigma_min": 2.0, "sigma_max": 1.0}):
+               {"dtype": "float16"}, {"step_size": -1.0}, {"sigma_min": 2.0, "sigma_max": 1.0}):
         with pytest.raises(CampaignError):
-            sample_to_file(model, tmp_path / "x.h5", 1.0, 4, 4, progress=False, **kw)
+            maala(model, tmp_path / "x.h5", 1.0, 4, 4, **kw)
     with pytest.raises(CampaignError, match="beta"):
-        sample_to_file(model, tmp_path / "x.h5", -1.0, 4, 4, progress=False)
+        maala(model, tmp_path / "x.h5", -1.0, 4, 4)
     with pytest.raises(CampaignError, match="beta0"):
-        sample_to_file(ZeroScore("u1", 0.0), tmp_path / "x.h5", 1.0, 4, 4, progress=False)
+        maala(ZeroScore("u1", 0.0), tmp_path / "x.h5", 1.0, 4, 4)
     with pytest.raises(CampaignError, match="device"):
-        sample_to_file(model, tmp_path / "x.h5", 1.0, 4, 4, progress=False, device="nonsense")
+        maala(model, tmp_path / "x.h5", 1.0, 4, 4, device="nonsense")
 
     class Bad(ZeroScore):
         def __call__(self, U, sigma):
             return U[..., 0]
 
     with pytest.raises(CampaignError, match="shaped like U"):
-        sample_to_file(Bad("u1", 1.0), tmp_path / "x.h5", 1.0, 4, 4, n_levels=2, progress=False)
+        maala(Bad("u1", 1.0), tmp_path / "x.h5", 1.0, 4, 4, n_levels=2)
     assert not (tmp_path / "x.h5").exists()
 
 
@@ -504,9 +503,12 @@ def test_bad_arguments_are_campaign_errors(tmp_path):
 RESUME_SCRIPT = textwrap.dedent("""
     import sys, torch
     torch.set_num_threads(1)
-    from campaign.sampler import PhysicsScore, sample_to_file
-    sample_to_file(PhysicsScore("su2", 2.0, 6), sys.argv[1], 2.0, 6, 12, n_levels=20, steps_per_level=2,
-                   tail_steps={tail}, batch=3, seed=4, progress=True)
+    from campaign.samplers.job import sample_to_file
+    from campaign.samplers.scores import PhysicsScore
+    from campaign.samplers.settings import SampleSettings
+    s = SampleSettings(beta=2.0, L=6, n_samples=12, method="maala", n_levels=20, steps_per_level=2,
+                       tail_steps={tail}, batch=3, seed=4)
+    sample_to_file(PhysicsScore("su2", 2.0, 6), sys.argv[1], s, progress=True)
 """)
 
 
@@ -565,36 +567,35 @@ def test_cli_sample(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(io, "load_model", lambda p: PhysicsScore("u1", 1.0, 16, 0.01, 2.0), raising=False)
     out = tmp_path / "s.h5"
     rc = cli.main(["sample", "--model", str(model_file), "--beta", "2", "--L", "4", "--n-samples", "5",
-                   "--out", str(out), "--levels", "4", "--tail-steps", "6", "--batch", "2",
-                   "--continue-chain", "1", "--seed", "9", "--quiet"])
+                   "--out", str(out), "--method", "maala", "--n-levels", "4", "--tail-steps", "6",
+                   "--batch", "2", "--continue-chain", "1", "--seed", "9", "--quiet"])
     assert rc == 0
     a = io.read_ensemble_attrs(out)
     assert a["model_path"] == str(model_file) and a["beta"] == 2.0 and a["continue_chain"] == 1
     assert a["n_levels"] == 4 and a["seed"] == 9 and a["score_scale"] == 2.0
 
     rc = cli.main(["sample", "--model", str(model_file), "--beta", "2", "--L", "4", "--n-samples", "5",
-                   "--out", str(tmp_path / "t.h5"), "--tail-steps", "6", "--tail-adapt", "6", "--quiet"])
+                   "--out", str(tmp_path / "t.h5"), "--method", "maala", "--tail-steps", "6", "--tail-adapt", "6",
+                   "--quiet"])
     err = capsys.readouterr().err
     assert rc == 1 and err.count("\n") == 1 and "tail_adapt" in err
 
-    monkeypatch.delattr(io, "load_model")
-    rc = cli.main(["sample", "--model", str(model_file), "--beta", "2", "--L", "4", "--n-samples", "5",
-                   "--out", str(tmp_path / "t.h5"), "--quiet"])
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["sample", "--model", str(model_file), "--beta", "2", "--L", "4", "--n-samples", "5",
+                  "--out", str(tmp_path / "t.h5"), "--n-levels", "x", "--quiet"])
     err = capsys.readouterr().err
-    assert rc == 1 and "load_model" in err and err.count("\n") == 1
+    assert exc.value.code == 2 and "--n-levels" in err and err.count("\n") == 1
 
 
 def test_cli_with_saved_model_file(tmp_path):
     """End to end through the real model file format (an untrained L-CNN model)."""
-    diffusion = pytest.importorskip("campaign.diffusion")
-    if not (hasattr(io, "save_model") and hasattr(io, "load_model") and hasattr(diffusion, "ScoreModel")):
-        pytest.skip("campaign.io.save_model/load_model not available yet")
-    from campaign import cli
+    from campaign import cli, diffusion
 
     model_file = io.save_model(tmp_path / "m.pt", diffusion.ScoreModel("su2", 2.0, 8, 0.01, 5.0))
     out = tmp_path / "s.h5"
     rc = cli.main(["sample", "--model", str(model_file), "--beta", "4", "--L", "4", "--n-samples", "4",
-                   "--out", str(out), "--levels", "5", "--tail-steps", "8", "--batch", "4", "--quiet"])
+                   "--out", str(out), "--method", "maala", "--n-levels", "5", "--tail-steps", "8", "--batch", "4",
+                   "--quiet"])
     assert rc == 0
     a = io.read_ensemble_attrs(out)
     assert a["group"] == "su2" and a["model_beta0"] == 2.0 and a["model_L0"] == 8 and a["score_scale"] == 2.0

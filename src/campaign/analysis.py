@@ -1,25 +1,21 @@
 """Statistics and tables: measure ensembles, Gamma-method summaries, the tidy campaign table.
 
-Statistics
-----------
-* Markov chains (file attr ``independent`` false or absent): every chain is a replica of one
-  pyerrors ensemble; ``gamma_method`` (automatic windowing, S = 2) gives value, error,
-  tau_int (in units of stored configurations) with its error, and n_eff = n / (2 tau_int).
-  pyerrors needs >= 5 entries per replica: chains shorter than that are concatenated, in
-  chain order, into one extra replica (chains are mutually independent, so this only drops
-  the lags that would cross a junction); with fewer than 5 configurations in all the
-  plain standard error is reported with tau_int = NaN.
-* chi_t = <Q^2> / V (V = L^2) is a derived pyerrors observable, so its error includes the
-  autocorrelation of Q^2.
-* Independent samples (attr ``independent`` true): error = std(ddof=1)/sqrt(n), plus
-  ``error_bootstrap`` (1000 resamples of the mean, fixed seed), tau_int = 0.5,
-  tau_int_error = 0, n_eff = n.
+Statistics (``campaign.stats``)
+-------------------------------
+* Markov chains (file attr ``independent`` false or absent): ``chain_summary``, the Gamma
+  method with every chain a replica, plus the scatter between chains; marked unreliable
+  where a chain is frozen, shorter than 50 tau_int, or the chains disagree.
+* chi_t = <Q^2> / V (V = L^2): the same analysis of Q^2 / V.
+* Independent samples (attr ``independent`` true): ``independent_summary``.
+* Weighted samples (dataset ``log_weights``, e.g. the smc sampler): ``weighted_summary``,
+  the self-normalised estimator with jackknife errors over the independent blocks
+  (dataset ``weight_block``); n_eff is the effective sample size.
 
 measure_file summary (JSON, NaN written as null)
 ------------------------------------------------
 ``{"file", "table", "group", "beta", "L", "algorithm", "n_configs", "n_chains",
-"independent", "max_loop", "observables": {name: {"value", "error", "tau_int",
-"tau_int_error", "n_eff"[, "error_bootstrap"]}}, "chi_t": {...same keys} (u1/u2 only),
+"independent", "weighted", "max_loop", "observables": {name: {"value", "error", "tau_int",
+"tau_int_error", "n_eff", "reliable", "note", ...}}, "chi_t": {...same keys} (u1/u2 only),
 "diagnostics": {...}, "attrs": {every root attr of the file}, "measured": provenance()}``.
 
 Diagnostics from the file's ``history/`` group:
@@ -27,6 +23,10 @@ Diagnostics from the file's ``history/`` group:
   ``attrs["therm"]`` trajectories are dropped): ``acceptance`` (mean Metropolis
   probability), ``acceptance_rate`` (fraction accepted), ``exp_minus_dH`` (<exp(-dH)>,
   which must be 1), each {"value", "error", "tau_int", ...}, and ``n_trajectories``.
+* smc (weighted): ``ess`` and ``ess_per_sample`` (of the whole file), ``tail_step_size``
+  (the pilot-tuned step size at the target, at the fixed target acceptance: larger means
+  a better drift), ``level_acceptance_min`` (worst level), ``resamplings`` per batch,
+  ``log_z``.
 * MAALA and other samplers: ``tail_acceptance`` (and the alias ``acceptance``) from the
   first history key among ``tail_acceptance, tail_accept_prob, accept_prob, acceptance,
   accepted``, else from the attr ``tail_acceptance`` / ``acceptance``; every other history key
@@ -53,166 +53,61 @@ import json
 import math
 import os
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .errors import CampaignError
+from .stats import (
+    bootstrap_errors,
+    chain_summary,
+    chi_t_summary,
+    independent_summary,
+    kish_ess,
+    weighted_summary,
+)
 
-MIN_REPLICA = 5  # pyerrors' minimum number of entries per replica
-N_BOOT = 1000
-S_TAU = 2.0  # Wolff's S parameter for the automatic windowing
 TAIL_ACCEPT_KEYS = ("tail_acceptance", "tail_accept_prob", "accept_prob", "acceptance", "accepted")
 
 TABLE_COLUMNS = [
-    "source", "file", "table", "group", "beta", "L", "algorithm", "beta0", "L0",
+    "source", "file", "table", "group", "beta", "L", "algorithm", "approximate", "weighted", "beta0", "L0",
     "independent", "n_configs", "n_chains", "observable", "R", "T", "area",
-    "value", "error", "tau_int", "tau_int_error", "n_eff", "exact", "pull",
+    "value", "error", "tau_int", "tau_int_error", "n_eff", "exact", "pull", "reliable", "note",
     "wall_time_s", "cost_per_independent_sample_s",
 ]
-_DIAGNOSTIC_ROWS = ("acceptance", "exp_minus_dH", "tail_step_size", "annealed_plaquette", "tail_q_changed")
+_DIAGNOSTIC_ROWS = ("acceptance", "exp_minus_dH", "tail_step_size", "annealed_plaquette", "tail_q_changed",
+                    "ess_per_sample", "level_acceptance_min", "resamplings")
 # the exact value a row is shown against (None: none); rows not listed use their own name
-_EXACT_OF = {"acceptance": None, "tail_step_size": None, "tail_q_changed": None, "annealed_plaquette": "plaquette"}
+_EXACT_OF = {"acceptance": None, "tail_step_size": None, "tail_q_changed": None, "annealed_plaquette": "plaquette",
+             "ess_per_sample": None, "level_acceptance_min": None, "resamplings": None}
 _NO_PULL = ("annealed_plaquette",)  # biased by design: its distance from exact is the diagnostic
 _LOOP_RE = re.compile(r"^W_(\d+)x(\d+)$")
 
 
-# ------------------------------------------------------------------------ statistics
-def _nan_summary(n: int) -> dict:
-    nan = math.nan
-    return {"value": nan, "error": nan, "tau_int": nan, "tau_int_error": nan, "n_eff": 0.0 if n == 0 else nan}
-
-
-def _replicas(chains: list[np.ndarray]) -> list[np.ndarray]:
-    """Chains long enough for pyerrors stay replicas; short ones are concatenated."""
-    chains = [np.asarray(c, dtype=np.float64) for c in chains if len(c)]
-    long = [c for c in chains if len(c) >= MIN_REPLICA]
-    short = [c for c in chains if len(c) < MIN_REPLICA]
-    if short:
-        joined = np.concatenate(short)
-        if len(joined) >= MIN_REPLICA:
-            long.append(joined)
-        elif long:
-            warnings.warn(f"dropping {len(joined)} configuration(s) of chains shorter than {MIN_REPLICA}")
-    return long
-
-
-def _obs(replicas: list[np.ndarray], name: str = "ensemble"):
-    with warnings.catch_warnings():  # pyerrors imports the deprecated scipy.odr
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import pyerrors as pe
-
-    return pe.Obs(replicas, [f"{name}|r{i:04d}" for i in range(len(replicas))])
-
-
-def _gm(obs, n: int) -> dict:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        obs.gamma_method(S=S_TAU)
-    name = obs.e_names[0]
-    tau = float(obs.e_tauint[name])
-    dtau = float(obs.e_dtauint[name])
-    return {
-        "value": float(obs.value),
-        "error": float(obs.dvalue),
-        "tau_int": tau,
-        "tau_int_error": dtau,
-        "n_eff": float(n / (2 * tau)) if tau > 0 else float(n),
-    }
-
-
-def _plain(x: np.ndarray) -> dict:
-    n = len(x)
-    if n == 0:
-        return _nan_summary(0)
-    err = float(np.std(x, ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-    return {"value": float(np.mean(x)), "error": err, "tau_int": math.nan, "tau_int_error": math.nan, "n_eff": math.nan}
-
-
-def gamma_summary(chains: list[np.ndarray]) -> dict:
-    """Gamma-method summary of one observable measured on several Markov chains
-    (each array in Monte Carlo order).  Keys: value, error, tau_int, tau_int_error, n_eff."""
-    reps = _replicas(chains)
-    n = int(sum(len(r) for r in reps))
-    if not reps:
-        return _plain(np.concatenate([np.asarray(c, float) for c in chains]) if chains else np.zeros(0))
-    return _gm(_obs(reps), n)
-
-
-def chi_t_summary(q_chains: list[np.ndarray], volume: float) -> dict:
-    """chi_t = <Q^2>/V as a derived pyerrors observable (errors include autocorrelations)."""
-    reps = _replicas([np.asarray(q, float) ** 2 for q in q_chains])
-    n = int(sum(len(r) for r in reps))
-    if not reps:
-        out = _plain(np.concatenate([np.asarray(q, float) ** 2 for q in q_chains]) if q_chains else np.zeros(0))
-        return {**out, "value": out["value"] / volume, "error": out["error"] / volume}
-    q2 = _obs(reps, "Q2")
-    return _gm(q2 / float(volume), n)
-
-
-def bootstrap_errors(x: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
-    """Bootstrap standard errors of the column means of x (n,) or (n, k); one set of
-    resamples shared by all columns, drawn in batches to bound memory."""
-    x = np.asarray(x, dtype=np.float64)
-    squeeze = x.ndim == 1
-    x = x.reshape(len(x), -1)
-    n, k = x.shape
-    if n < 2:
-        out = np.full(k, np.nan)
-        return out[0] if squeeze else out
-    rng = np.random.default_rng(seed)
-    batch = max(1, min(n_boot, int(2e7 // max(1, n * k))))
-    means = []
-    done = 0
-    while done < n_boot:
-        b = min(batch, n_boot - done)
-        idx = rng.integers(0, n, size=(b, n))
-        means.append(x[idx].mean(axis=1))
-        done += b
-    err = np.concatenate(means).std(axis=0, ddof=1)
-    return float(err[0]) if squeeze else err
-
-
-def independent_summary(x: np.ndarray, bootstrap_error: float | None = None) -> dict:
-    """Summary of independent draws: standard error, bootstrap error, tau_int = 0.5."""
-    x = np.asarray(x, dtype=np.float64)
-    n = len(x)
-    if n == 0:
-        return {**_nan_summary(0), "error_bootstrap": math.nan}
-    if bootstrap_error is None:
-        bootstrap_error = bootstrap_errors(x)
-    return {
-        "value": float(x.mean()),
-        "error": float(x.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
-        "tau_int": 0.5,
-        "tau_int_error": 0.0,
-        "n_eff": float(n),
-        "error_bootstrap": float(bootstrap_error),
-    }
-
-
-def summarize_table(df: pd.DataFrame, volume: float, independent: bool, columns=None) -> dict:
+def summarize_table(df: pd.DataFrame, volume: float, independent: bool, columns=None,
+                    log_weights=None, blocks=None, independent_blocks: bool = False) -> dict:
     """Summaries of the per-config table columns (+ "chi_t" if a Q column exists).
-    Markov chains are split by ``chain`` and ordered by ``step``."""
-    columns = [c for c in (columns or df.columns) if c not in ("config", "chain", "step")]
+    Markov chains are split by ``chain`` and ordered by ``step``; with ``log_weights`` the
+    rows are weighted samples in independent ``blocks``."""
+    columns = [c for c in (columns or df.columns) if c not in ("config", "chain", "step", "log_weight", "weight_block")]
     out: dict = {}
+    data = {c: df[c].to_numpy(dtype=np.float64) for c in columns}
+    if "Q" in columns:
+        data["chi_t"] = data["Q"] ** 2 / volume
+    if log_weights is not None:
+        lw = np.asarray(log_weights, dtype=np.float64)
+        return {c: weighted_summary(v, lw, blocks, independent_within_blocks=independent_blocks)
+                for c, v in data.items()}
     if independent:
-        data = df[columns].to_numpy(dtype=np.float64)
-        extra = "Q" in columns
-        if extra:
-            data = np.column_stack([data, df["Q"].to_numpy(float) ** 2 / volume])
-        boot = bootstrap_errors(data) if len(df) else np.full(data.shape[1], np.nan)
-        for j, c in enumerate(columns):
-            out[c] = independent_summary(data[:, j], boot[j])
-        if extra:
-            out["chi_t"] = independent_summary(data[:, -1], boot[-1])
-        return out
+        names = list(data)
+        mat = np.column_stack([data[c] for c in names]) if names else np.zeros((len(df), 0))
+        boot = bootstrap_errors(mat) if len(df) else np.full(len(names), np.nan)
+        return {c: independent_summary(data[c], boot[j]) for j, c in enumerate(names)}
     order = df.sort_values(["chain", "step"], kind="stable")
     groups = [g for _, g in order.groupby("chain", sort=True)]
     for c in columns:
-        out[c] = gamma_summary([g[c].to_numpy(float) for g in groups])
+        out[c] = chain_summary([g[c].to_numpy(float) for g in groups])
     if "Q" in columns:
         out["chi_t"] = chi_t_summary([g["Q"].to_numpy(float) for g in groups], volume)
     return out
@@ -230,25 +125,43 @@ def _per_chain_columns(arr: np.ndarray, skip: int) -> list[np.ndarray]:
     return [c[np.isfinite(c)] for c in cols]
 
 
+def _mean_of(values) -> dict:
+    """Plain mean and standard error of diagnostic numbers (not a Monte Carlo estimate)."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    n = len(x)
+    if n == 0:
+        return {"value": math.nan, "error": math.nan, "n": 0}
+    return {"value": float(x.mean()), "error": float(x.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan, "n": n}
+
+
 def algorithm_diagnostics(algorithm: str, history: dict, attrs: dict) -> dict:
-    """Acceptance and energy-violation diagnostics from the file's history (see module doc)."""
+    """Acceptance, energy-violation and importance-weight diagnostics (module docstring)."""
     diag: dict = {}
-    if str(algorithm).lower() == "hmc":
+    algorithm = str(algorithm).lower()
+    if algorithm == "hmc":
         therm = int(attrs.get("therm", 0) or 0)
         for key, name in (("accept_prob", "acceptance"), ("accepted", "acceptance_rate")):
             if key in history and np.size(history[key]):
-                diag[name] = gamma_summary(_per_chain_columns(history[key], therm))
+                diag[name] = chain_summary(_per_chain_columns(history[key], therm))
         if "dH" in history and np.size(history["dH"]):
             dh = np.asarray(history["dH"], dtype=np.float64)
             with np.errstate(over="ignore"):
-                diag["exp_minus_dH"] = gamma_summary(_per_chain_columns(np.exp(-dh), therm))
+                diag["exp_minus_dH"] = chain_summary(_per_chain_columns(np.exp(-dh), therm))
             diag["n_trajectories"] = int(dh.shape[0] - therm if dh.shape[0] > therm else dh.shape[0])
+        return diag
+    if algorithm == "smc":
+        for key in ("ess", "ess_per_sample", "tail_step_size", "level_acceptance_min", "log_z"):
+            if isinstance(attrs.get(key), (int, float)) and not isinstance(attrs.get(key), bool):
+                diag[key] = {"value": float(attrs[key]), "error": math.nan}
+        if "batch_resamplings" in history:
+            diag["resamplings"] = _mean_of(history["batch_resamplings"])
+        if "tail_acceptance" in history and np.size(history["tail_acceptance"]):
+            diag["acceptance"] = _mean_of(history["tail_acceptance"])
         return diag
     for key in TAIL_ACCEPT_KEYS:
         if key in history and np.size(history[key]):
-            vals = np.asarray(history[key], dtype=np.float64).ravel()
-            vals = vals[np.isfinite(vals)]
-            diag["tail_acceptance"] = {**_plain(vals), "source": f"history/{key}"}
+            diag["tail_acceptance"] = {**_mean_of(history[key]), "source": f"history/{key}"}
             break
     else:
         for key in ("tail_acceptance", "acceptance"):
@@ -257,17 +170,16 @@ def algorithm_diagnostics(algorithm: str, history: dict, attrs: dict) -> dict:
                 break
     for key, value in history.items():
         if "accept" in key and np.size(value):
-            vals = np.asarray(value, dtype=np.float64).ravel()
-            diag[f"history_{key}"] = _plain(vals[np.isfinite(vals)])
+            diag[f"history_{key}"] = _mean_of(value)
     if "tail_acceptance" in diag:
         diag["acceptance"] = diag["tail_acceptance"]
     if "batch_eps" in history and np.size(history["batch_eps"]):
-        diag["tail_step_size"] = _plain(np.asarray(history["batch_eps"], dtype=np.float64).ravel())
+        diag["tail_step_size"] = _mean_of(history["batch_eps"])
     if "tail_q_changed" in history and np.size(history["tail_q_changed"]):
-        diag["tail_q_changed"] = _plain(np.asarray(history["tail_q_changed"], dtype=np.float64).ravel())
+        diag["tail_q_changed"] = _mean_of(history["tail_q_changed"])
     tp = np.asarray(history.get("tail_plaquette", []), dtype=np.float64)
     if tp.ndim >= 1 and len(tp):
-        diag["annealed_plaquette"] = _plain(np.atleast_1d(tp[0]).ravel())
+        diag["annealed_plaquette"] = _mean_of(np.atleast_1d(tp[0]))
     return diag
 
 
@@ -352,7 +264,8 @@ def measure_file(h5_path, out_table, max_loop: int | None = None, summary_path=N
     """Measure every configuration of an ensemble/sample file.
 
     Writes the per-configuration table ``out_table`` (csv or parquet by extension; columns
-    config, chain, step, plaquette, W_RxT (R <= T <= max_loop), Q for u1/u2), and the JSON
+    config, chain, step, plaquette, W_RxT (R <= T <= max_loop), Q for u1/u2, and for weighted
+    samples log_weight and weight_block), and the JSON
     summary to ``summary_path`` if given; returns the summary (module docstring).
     ``max_loop`` defaults to ``campaign.observables.default_max_loop(L)`` = min(8, L//2).
     Raises campaign.io.EnsembleFileError for a missing or bad file."""
@@ -398,10 +311,18 @@ def measure_file(h5_path, out_table, max_loop: int | None = None, summary_path=N
         table[key] = np.concatenate(columns[key]) if key in columns else np.zeros(0)
     if group.has_topology:
         table["Q"] = table["Q"].round().astype(np.int64)
+    if head.log_weights is not None:  # weighted samples: the per-configuration weights go along
+        table["log_weight"] = np.asarray(head.log_weights, dtype=np.float64)
+        table["weight_block"] = np.asarray(head.weight_block if head.weight_block is not None else np.zeros(n),
+                                           dtype=np.int64)
     write_table(table, out_table)
 
     independent = _truthy(attrs.get("independent", False))
-    stats = summarize_table(table, float(L * L), independent, columns=names)
+    weighted = head.log_weights is not None
+    if weighted and len(head.log_weights) != n:
+        raise io.EnsembleFileError(f"{h5_path}: {len(head.log_weights)} log weights for {n} configurations")
+    stats = summarize_table(table, float(L * L), independent, columns=names, log_weights=head.log_weights,
+                            blocks=head.weight_block, independent_blocks=float(attrs.get("resample_ess", 1)) == 0)
     chi = stats.pop("chi_t", None)
     summary = {
         "file": str(h5_path),
@@ -413,6 +334,7 @@ def measure_file(h5_path, out_table, max_loop: int | None = None, summary_path=N
         "n_configs": n,
         "n_chains": int(len(np.unique(head.chain))) if n else 0,
         "independent": independent,
+        "weighted": weighted,
         "max_loop": max_loop,
         "observables": stats,
     }
@@ -488,6 +410,8 @@ def collect_summaries(summary_paths, exact_paths=None) -> pd.DataFrame:
             "source": str(p), "file": s.get("file"), "table": s.get("table"),
             "group": str(group).lower(), "beta": beta, "L": L, "algorithm": alg,
             "beta0": _num(attrs.get("model_beta0")), "L0": _num(attrs.get("model_L0")),
+            "approximate": _truthy(attrs.get("approximate", False)),
+            "weighted": bool(s.get("weighted", False)),
             "independent": bool(s.get("independent", False)),
             "n_configs": int(s.get("n_configs", 0)), "n_chains": int(s.get("n_chains", 0)),
         }
@@ -513,7 +437,9 @@ def collect_summaries(summary_paths, exact_paths=None) -> pd.DataFrame:
                 **base, "observable": name, "R": r, "T": t, "area": r * t if m else math.nan,
                 "value": value, "error": error, "tau_int": _num(st.get("tau_int")),
                 "tau_int_error": _num(st.get("tau_int_error")), "n_eff": n_eff,
-                "exact": ex_val, "pull": pull, "wall_time_s": wall,
+                "exact": ex_val, "pull": pull,
+                "reliable": bool(st.get("reliable", name in _DIAGNOSTIC_ROWS)), "note": st.get("note") or "",
+                "wall_time_s": wall,
                 "cost_per_independent_sample_s": (
                     wall / n_eff if name not in _DIAGNOSTIC_ROWS and n_eff > 0 else math.nan
                 ),

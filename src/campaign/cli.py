@@ -10,6 +10,9 @@ import argparse
 import json
 import math
 import sys
+import types
+import typing
+from dataclasses import MISSING, fields
 
 from .errors import CampaignError
 
@@ -83,7 +86,7 @@ def cmd_hmc(args) -> int:
         args.out, args.group, args.beta, args.L, args.n_configs,
         chains=args.chains, therm=args.therm, sep=args.sep, n_leapfrog=args.n_leapfrog,
         trajectory_length=args.trajectory_length, integrator=args.integrator,
-        target_acceptance=args.target_acceptance, seed=args.seed, device=args.device,
+        target_acceptance=args.target_acceptance, start=args.start, seed=args.seed, device=args.device,
         dtype=args.dtype, checkpoint_interval=args.checkpoint_interval,
         progress=not args.quiet,
     )
@@ -113,10 +116,61 @@ def cmd_train(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from .sampler import sample_from_args
+    from .samplers.job import sample_to_file
+    from .samplers.settings import SampleSettings
 
-    sample_from_args(args)
+    settings = settings_from_args(SampleSettings, args)
+    sample_to_file(args.model, args.out, settings, model_path=args.model, progress=not args.quiet)
     return 0
+
+
+# ------------------------------------------------------- flags from settings dataclasses
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _base_type(annotation):
+    """int / float / str / bool from an annotation such as ``float | None``."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0]
+    return annotation
+
+
+def add_settings_arguments(p: argparse.ArgumentParser, cls) -> None:
+    """One flag per field of a settings dataclass (``--n-levels`` for ``n_levels``): help,
+    default and choices from the field; values are checked by the dataclass itself."""
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        base = _base_type(hints[f.name])
+        kw = {"dest": f.name, "help": f.metadata.get("help")}
+        if f.default is MISSING and f.default_factory is MISSING:
+            kw["required"] = True
+        else:
+            kw["default"] = f.default
+            if kw["help"] and f.default is not None:
+                kw["help"] += f" (default: {f.default})"
+        if "choices" in f.metadata:
+            kw["choices"] = f.metadata["choices"]
+        if base is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            kw["type"] = {int: _integer, float: _number, str: str}[base]
+        p.add_argument("--" + f.name.replace("_", "-"), **kw)
+
+
+def settings_from_args(cls, args):
+    return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trajectory-length", type=positive_float, default=1.0)
     p.add_argument("--integrator", choices=("leapfrog", "omelyan"), default="omelyan")
     p.add_argument("--target-acceptance", type=positive_float, default=0.8)
+    p.add_argument("--start", choices=("hot", "cold"), default="hot",
+                   help="hot: Haar-random links (frozen chains then scatter); cold: unit links")
     p.add_argument("--checkpoint-interval", type=positive_float, default=60.0, help="seconds between checkpoints")
     add_common_device(p)
     p.set_defaults(func=cmd_hmc)
@@ -155,21 +211,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-loop", type=positive_int, default=None)
     p.set_defaults(func=cmd_measure)
 
-    for name, module, adder, func, help_text in (
-        ("train", "training", "add_train_arguments", cmd_train,
-         "train a gauge-equivariant diffusion model on one ensemble"),
-        ("sample", "sampler", "add_sample_arguments", cmd_sample,
-         "MAALA sampling with a trained model at (beta, L)"),
-    ):
-        import importlib
+    from .samplers.settings import SampleSettings
+    from .training import add_train_arguments
 
-        try:
-            add_arguments = getattr(importlib.import_module(f"campaign.{module}"), adder)
-        except (ImportError, AttributeError):  # stage still under construction
-            continue
-        p = sub.add_parser(name, help=help_text)
-        add_arguments(p)
-        p.set_defaults(func=func)
+    p = sub.add_parser("train", help="train a gauge-equivariant diffusion model on one ensemble")
+    add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="diffusion sampling with a trained model at (beta, L): exact "
+                       "(weighted SMC) by default, or the papers' approximate MAALA")
+    p.add_argument("--model", required=True, help="trained score model (.pt, campaign.io.save_model)")
+    p.add_argument("--out", required=True, help="sample file to write (HDF5)")
+    add_settings_arguments(p, SampleSettings)
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_sample)
     return parser
 
 

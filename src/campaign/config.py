@@ -219,22 +219,7 @@ def _semantic_errors(cfg: dict) -> list[str]:
             if not math.isfinite(b):
                 errors.append(f"{key_path([*base, 'hmc', 'beta', i])}: must be finite, got {b}")
 
-        seen_points: dict[tuple, int] = {}
-        for i, o in enumerate(hmc["overrides"]):
-            o["beta"], o["L"] = float(o["beta"]), int(o["L"])
-            where = key_path([*base, "hmc", "overrides", i])
-            if o["beta"] not in hmc["beta"] or o["L"] not in hmc["L"]:
-                errors.append(
-                    f"{where}: (beta={format_beta(o['beta'])}, L={o['L']}) is not on the HMC grid "
-                    f"(beta {[format_beta(b) for b in hmc['beta']]} x L {hmc['L']})"
-                )
-            if (o["beta"], o["L"]) in seen_points:
-                errors.append(
-                    f"{where}: (beta={format_beta(o['beta'])}, L={o['L']}) is already overridden by "
-                    f"{key_path([*base, 'hmc', 'overrides', seen_points[(o['beta'], o['L'])]])}"
-                )
-            seen_points.setdefault((o["beta"], o["L"]), i)
-
+        errors += _override_errors(hmc, [*base, "hmc"], "HMC grid")
         names: dict[str, int] = {}
         for i, m in enumerate(g["models"]):
             where = [*base, "models", i]
@@ -276,6 +261,7 @@ def _semantic_errors(cfg: dict) -> list[str]:
             errors.append(f"{key_path([*base, 'sample', 'sigma_min'])}: exceeds sigma_max ({lo} > {hi})")
         sample["beta"] = [float(b) for b in sample.get("beta", hmc["beta"])]
         sample["L"] = [int(x) for x in sample.get("L", hmc["L"])]
+        errors += _override_errors(sample, [*base, "sample"], "sample grid")
     if cfg["max_loop"] is not None and not errors:
         for gname, g in cfg["groups"].items():
             for section in ("hmc", "sample"):
@@ -285,6 +271,27 @@ def _semantic_errors(cfg: dict) -> list[str]:
                             f"max_loop: {cfg['max_loop']} exceeds the lattice size "
                             f"{key_path(['groups', gname, section, 'L', i])} = {L}"
                         )
+    return errors
+
+
+def _override_errors(section: dict, base: list, grid_name: str) -> list[str]:
+    """Overrides of single grid points must lie on the section's grid, once each (and are
+    normalised in place)."""
+    errors = []
+    seen: dict[tuple, int] = {}
+    allowed = set(section) - {"beta", "L", "overrides"}  # the section's settings (defaults filled in)
+    for i, o in enumerate(section.get("overrides", [])):
+        o["beta"], o["L"] = float(o["beta"]), int(o["L"])
+        where = key_path([*base, "overrides", i])
+        for key in sorted(set(o) - allowed - {"beta", "L"}):
+            errors.append(f"{key_path([*base, 'overrides', i, key])}: not a setting of {key_path(base)}")
+        point = f"(beta={format_beta(o['beta'])}, L={o['L']})"
+        if o["beta"] not in section["beta"] or o["L"] not in section["L"]:
+            errors.append(f"{where}: {point} is not on the {grid_name} "
+                          f"(beta {[format_beta(b) for b in section['beta']]} x L {section['L']})")
+        if (o["beta"], o["L"]) in seen:
+            errors.append(f"{where}: {point} is already overridden by {key_path([*base, 'overrides', seen[(o['beta'], o['L'])]])}")
+        seen.setdefault((o["beta"], o["L"]), i)
     return errors
 
 
@@ -312,15 +319,23 @@ class SamplePoint:
         return format_beta(self.beta)
 
 
-def hmc_settings(cfg: dict, group: str, beta, L) -> dict:
-    """HMC settings of one grid point: the group's hmc section without the grid and the
-    overrides, updated by the override for (beta, L) if there is one."""
-    hmc = cfg["groups"][group]["hmc"]
-    out = {k: v for k, v in hmc.items() if k not in ("beta", "L", "overrides")}
-    for o in hmc["overrides"]:
+def _point_settings(section: dict, beta, L) -> dict:
+    out = {k: v for k, v in section.items() if k not in ("beta", "L", "overrides")}
+    for o in section.get("overrides", []):
         if o["beta"] == float(beta) and o["L"] == int(L):
             out.update({k: v for k, v in o.items() if k not in ("beta", "L")})
     return out
+
+
+def hmc_settings(cfg: dict, group: str, beta, L) -> dict:
+    """HMC settings of one grid point: the group's hmc section without the grid and the
+    overrides, updated by the override for (beta, L) if there is one."""
+    return _point_settings(cfg["groups"][group]["hmc"], beta, L)
+
+
+def sample_settings(cfg: dict, group: str, beta, L) -> dict:
+    """Sampler settings of one target point, the same way (``sample.overrides``)."""
+    return _point_settings(cfg["groups"][group]["sample"], beta, L)
 
 
 def ensemble_points(cfg: dict) -> list[Point]:

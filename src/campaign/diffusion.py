@@ -446,6 +446,20 @@ def measure_score_approximation(group, sigmas, n_links: int = 4000, seed: int = 
 
 
 # ------------------------------------------------------------------ score model
+def initial_physics_parameters(group, beta0: float) -> tuple[float, float]:
+    """(a, b) of the physics weight g(sigma) = exp(-a t) / (1 + b t) a ScoreModel starts
+    from (module docstring): b = 4 beta0, a = 4 c_f / (1 + beta0)."""
+    c_f = FUNDAMENTAL_DECAY[get_group(group).name]
+    return 4.0 * c_f / (1.0 + float(beta0)), 4.0 * max(float(beta0), 1e-3)
+
+
+def initial_physics_weight(group, beta0: float, sigma: torch.Tensor) -> torch.Tensor:
+    """g(sigma) at the ScoreModel's initial parameters (g(0) = 1)."""
+    a, b = initial_physics_parameters(group, beta0)
+    t = sigma * sigma
+    return torch.exp(-a * t) / (1.0 + b * t)
+
+
 DEFAULT_ARCH = {
     "channels": 6,
     "layers": 2,
@@ -479,8 +493,9 @@ class ScoreModel(nn.Module):
                         time_features=int(a["time_features"]), hidden=int(a["hidden"]))
         self.c_f = FUNDAMENTAL_DECAY[self.group.name]
         # g(sigma) = exp(-a t) / (1 + b t): log a, log b (see module docstring)
-        self.log_kappa = nn.Parameter(torch.tensor(math.log(4.0 * max(self.beta0, 1e-3))))
-        self.log_decay = nn.Parameter(torch.tensor(math.log(4.0 * self.c_f / (1.0 + self.beta0))))
+        decay, kappa = initial_physics_parameters(self.group, self.beta0)
+        self.log_kappa = nn.Parameter(torch.tensor(math.log(kappa)))
+        self.log_decay = nn.Parameter(torch.tensor(math.log(decay)))
 
     @property
     def real_dtype(self) -> torch.dtype:

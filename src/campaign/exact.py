@@ -8,6 +8,7 @@ Public API (groups "u1", "su2", "u2" as names or ``campaign.groups.Group``; V = 
 * ``wilson_loop_infinite_volume(group, beta, R, T)``
 * ``chi_t_infinite_volume(group, beta)``            u1 and u2
 * ``exact_observables(group, beta, L, max_loop=None)`` -> JSON-ready dict
+* ``log_partition_function(group, beta, L)``        log Z, Z = int dU exp(-S) over normalised Haar
 * ``character_coefficient(group, beta, rep)``       c_r, exposed for tests
 
 Actions and observables are those of DESIGN.md: U(1) S = beta sum_P (1 - cos theta_P);
@@ -106,6 +107,7 @@ __all__ = [
     "chi_t_infinite_volume",
     "exact_observables",
     "character_coefficient",
+    "log_partition_function",
 ]
 
 
@@ -279,6 +281,16 @@ def wilson_loop(group, beta, L, R, T) -> float:
 def plaquette(group, beta, L) -> float:
     """Exact <(1/N) Re tr U_P> on the L x L torus."""
     return wilson_loop(group, beta, L, 1, 1)
+
+
+def log_partition_function(group, beta, L) -> float:
+    """log Z on the L x L torus, Z = int prod dU exp(-S) with normalised Haar measure
+    (Z = 1 at beta = 0): log Z = V log F_trivial + log sum_r rho_r^V."""
+    group, beta, L = get_group(group), _check_beta(beta), _check_int(L, "L")
+    V = L * L
+    trivial = {"u1": 0, "su2": 1, "u2": (0, 0)}[group.name]
+    (total,) = _truncated_sums(group, beta, lambda reps: [reps.rho**V])
+    return float(V * math.log(character_coefficient(group, beta, trivial)) + math.log(total))
 
 
 # ------------------------------------------------------------------ torus: topology

@@ -114,7 +114,7 @@ class MatrixField(LinkField):
         return self.group.identity((chains, 2, L, L), dtype=self.real_dtype, device=self.device)
 
     def action(self, q, beta):
-        return beta * plaquette_action_density(plaquettes(q)).sum((-1, -2))
+        return beta * plaquette_action_density(plaquettes(q)).sum((-1, -2), dtype=torch.float64)
 
     def force(self, q, beta):
         return force_from_plaquettes(self.group, q, plaquettes(q), beta)
@@ -129,7 +129,7 @@ class MatrixField(LinkField):
         return self.group.from_coords(eta)
 
     def kinetic(self, p):
-        return 0.5 * self.group.algebra_norm2(p).sum((-1, -2, -3))
+        return 0.5 * self.group.algebra_norm2(p).sum((-1, -2, -3), dtype=torch.float64)
 
     def normalise(self, q):
         return self.group.reunitarize(q)
@@ -311,7 +311,7 @@ def _u1_force(q, beta):
 
 
 def _u1_density_sum(q):
-    return (1 - _cos(_u1_plaquette_angles(_phys(q)))).sum((0, 1))
+    return (1 - _cos(_u1_plaquette_angles(_phys(q)))).sum((0, 1), dtype=torch.float64)
 
 
 # The kick and drift+kick kernels of each group are spelled out rather than made by a
@@ -448,7 +448,7 @@ def _su2_force(q, beta, p=None):
 
 
 def _su2_density_sum(q):
-    return (1 - _quaternion_plaquette(_phys(q))[0]).sum((0, 1))
+    return (1 - _quaternion_plaquette(_phys(q))[0]).sum((0, 1), dtype=torch.float64)
 
 
 def _su2_drift(q, p, eps):
@@ -473,7 +473,7 @@ def _u2_force(q, beta, p=None):
 
 def _u2_density_sum(q):
     c, _, plaq = _u2_plaquette(_phys(q))
-    return (1 - c * plaq[0]).sum((0, 1))
+    return (1 - c * plaq[0]).sum((0, 1), dtype=torch.float64)
 
 
 def _u2_drift(q, p, eps):
@@ -624,7 +624,9 @@ def gaussian_momenta(generator, shape, dtype, device, compiled: bool = False) ->
 # The per-trajectory steps around the integrator; compiled, each is one pass (eager
 # they were 3-6 passes and about 10% of a U(1) trajectory).
 def _kinetic(p):
-    return 0.5 * p.square().sum(tuple(range(1, p.ndim)))
+    # actions, kinetic energies and H accumulate in float64 whatever the field's dtype:
+    # dH is a small difference of two extensive sums
+    return 0.5 * p.square().sum(tuple(range(1, p.ndim)), dtype=torch.float64)
 
 
 def _wrap_angle(t):

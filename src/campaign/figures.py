@@ -14,9 +14,10 @@ wilson_loops                W(R,T) vs area RT (log y), HMC vs diffusion vs exact
                             per (group, beta) at one L, with a pull panel underneath
 beta_extrapolation_<g>      plaquette, W(2,2), chi_t (u1/u2) vs beta per target L, exact
                             curves, training beta0 marked; one figure per group
-maala_acceptance            MAALA tail acceptance, frozen tail step size and the annealed
-                            plaquette's distance from exact vs beta, one curve per L,
-                            one column per group
+diffusion_sampler           the diffusion sampler's figure of merit vs beta, one curve per
+                            L, one column per group: effective sample size per sample and
+                            the step size at the fixed target acceptance (exact SMC), the
+                            resamplings per batch
 topology                    Q histograms and Q histories, HMC vs diffusion at the largest
                             beta (u1/u2), from the per-configuration tables
 autocorrelation_cost        tau_int(Q) (plaquette for SU(2)) and sampling cost per
@@ -62,7 +63,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 FIGURES = (
-    "wilson_loops", "beta_extrapolation", "maala_acceptance", "topology",
+    "wilson_loops", "beta_extrapolation", "diffusion_sampler", "topology",
     "autocorrelation_cost", "training_loss",
 )
 GROUP_ORDER = ("u1", "su2", "u2")
@@ -76,8 +77,10 @@ BLUE, VERMILLION, GREEN, PURPLE, ORANGE, SKY, YELLOW = (
 L_COLOURS = (BLUE, VERMILLION, GREEN, PURPLE, ORANGE, SKY, "#000000")
 ALG_STYLE = {
     "hmc": {"label": "HMC", "color": BLUE, "marker": "s", "mfc": "white"},
-    "maala": {"label": "diffusion + MAALA", "color": VERMILLION, "marker": "o", "mfc": VERMILLION},
+    "smc": {"label": "diffusion SMC (exact)", "color": VERMILLION, "marker": "o", "mfc": VERMILLION},
+    "maala": {"label": "diffusion MAALA (approx.)", "color": ORANGE, "marker": "D", "mfc": "white"},
 }
+DIFFUSION = ("smc", "maala")
 _OTHER_ALG = ({"color": GREEN, "marker": "^"}, {"color": PURPLE, "marker": "D"}, {"color": ORANGE, "marker": "v"})
 EXACT_STYLE = {"color": "black", "lw": 0.9, "zorder": 1}
 BETA0_STYLE = {"color": "0.45", "ls": ":", "lw": 0.9, "zorder": 0}
@@ -127,23 +130,26 @@ def captions(L: int | None = None, groups=GROUP_ORDER) -> dict[str, str]:
     out = {
         "wilson_loops": (
             f"Wilson loops W(R,T) against the loop area RT at {at_L}; rows: gauge groups, "
-            "columns: couplings beta. HMC (open squares) and the diffusion model with MAALA "
-            f"correction (filled circles); loops not significantly above zero (W < 2 sigma) are "
+            "columns: couplings beta. HMC (open squares) and the diffusion model (filled circles: "
+            "exact importance-weighted SMC; open diamonds: the papers' MAALA, approximate); loops "
+            f"not significantly above zero (W < 2 sigma) are "
             f"left out of the upper panels. {exact} Lower panels: pulls (value - exact)/error of "
             "every loop; the shaded band is +-1, the dotted lines +-2."
         ),
-        "maala_acceptance": (
-            "The MAALA sampler against the target coupling beta, one curve per lattice size L, one "
-            "column per group; the dotted line marks the training coupling beta0. Top: Metropolis "
-            "acceptance in the corrected tail (held near its target by the step-size control). "
-            "Middle: the tail step size eps the control settled on (larger eps: faster moves at "
-            "that acceptance). Bottom: plaquette right after the annealing (first tail step) "
-            "minus the exact plaquette -- how far the annealing alone lands from the target, i.e. "
-            "how much work is left to the corrected tail; error bars: spread over batches."
+        "diffusion_sampler": (
+            "The exact diffusion sampler (importance-weighted SMC along the model's noise levels) "
+            "against the target coupling beta, one curve per lattice size L, one column per group; "
+            "the dotted line marks the training coupling beta0. Top: effective sample size per "
+            "sample, ESS/N of the importance weights of the whole file -- the model's quality "
+            "shows up here, never as bias. Middle: the Metropolis step size at the target, tuned "
+            "by the pilot run to the fixed target acceptance (a better drift allows larger "
+            "steps); open diamonds: the approximate MAALA tail's step size where it ran. Bottom: "
+            "resampling events per SMC batch."
         ),
         "topology": (
             f"Topological charge at the largest coupling with data ({at_L}). Left: normalised "
-            "histograms of Q for HMC and for the diffusion model; the black curve is a Gaussian "
+            "histograms of Q for HMC and for the diffusion model (importance-weighted for the exact "
+            "sampler); the black curve is a Gaussian "
             "with the exact variance chi_t V. Right: Monte Carlo history of Q (HMC: first chain; "
             "diffusion: samples in order). Frozen HMC histories show topological freezing."
         ),
@@ -164,7 +170,8 @@ def captions(L: int | None = None, groups=GROUP_ORDER) -> dict[str, str]:
         out[f"beta_extrapolation_{g}"] = (
             f"{GROUP_LABEL.get(g, g)}: average plaquette, W(2,2){topo} against the coupling beta for "
             "every target lattice size L (colours); open squares HMC, filled circles the diffusion "
-            f"model trained at beta0 (dotted line) and sampled with MAALA. {exact} Lower panels: "
+            f"model trained at beta0 (dotted line) and sampled exactly (weighted SMC); open diamonds "
+            f"the approximate MAALA where it ran. {exact} Lower panels: "
             "pulls (value - exact)/error."
         )
     return out
@@ -186,7 +193,7 @@ def _alg_style(alg: str, others: dict) -> dict:
 
 def _alg_order(algs) -> list[str]:
     algs = list(dict.fromkeys(algs))
-    known = [a for a in ("hmc", "maala") if a in algs]
+    known = [a for a in ("hmc", *DIFFUSION) if a in algs]
     return known + sorted(a for a in algs if a not in known)
 
 
@@ -293,7 +300,7 @@ def choose_L(df: pd.DataFrame) -> int | None:
     most common L; ties go to the largest."""
     if df is None or not len(df):
         return None
-    sub = df[df["algorithm"] == "maala"]
+    sub = df[df["algorithm"].isin(DIFFUSION)]
     sub = sub if len(sub) else df
     counts = sub.groupby("L").size()
     best = counts.max()
@@ -614,40 +621,44 @@ def fig_beta_extrapolation(df: pd.DataFrame, group: str, exact_curves: bool = Tr
 
 
 # ------------------------------------------------------------------- figure 3
-def fig_maala_acceptance(df: pd.DataFrame):
-    title = "MAALA acceptance"
-    m = df[(df["algorithm"] == "maala") & np.isfinite(df["value"])]
-    rows = [(obs, label) for obs, label in (
-        ("acceptance", "tail acceptance"),
-        ("tail_step_size", r"tail step size $\epsilon$"),
-        ("annealed_plaquette", "annealed plaquette\n$-$ exact"),
-    ) if len(m[m["observable"] == obs])]
-    if not rows or rows[0][0] != "acceptance":
-        return _no_data(title, "no MAALA samples measured")
-    a = m[m["observable"] == "acceptance"]
-    groups = _group_order(a["group"])
+SAMPLER_ROWS = (
+    ("ess_per_sample", "ESS / N", ("smc",)),
+    ("tail_step_size", "step size $\\epsilon$ at\nthe target acceptance", DIFFUSION),
+    ("resamplings", "resamplings\nper batch", ("smc",)),
+)
+
+
+def fig_diffusion_sampler(df: pd.DataFrame):
+    title = "Diffusion sampler"
+    m = df[df["algorithm"].isin(DIFFUSION) & np.isfinite(df["value"])]
+    rows = [r for r in SAMPLER_ROWS if len(m[(m["observable"] == r[0]) & m["algorithm"].isin(r[2])])]
+    if not rows:
+        return _no_data(title, "no diffusion samples measured")
+    groups = _group_order(m[m["observable"].isin([r[0] for r in rows])]["group"])
     n = len(groups)
     fig, axes = plt.subplots(len(rows), n, figsize=(max(HALF_WIDTH, 2.3 * n + 0.5), 0.4 + 1.75 * len(rows)),
                              sharex="col", sharey="row", squeeze=False,
                              gridspec_kw={"wspace": 0.08, "hspace": 0.12})
-    colour = _L_colours({int(v) for v in a["L"]})
+    colour = _L_colours({int(v) for v in m["L"]})
+    others: dict = {}
     for j, g in enumerate(groups):
-        for i, (obs, label) in enumerate(rows):
+        for i, (obs, label, algs) in enumerate(rows):
             ax = axes[i][j]
-            sg = m[(m["group"] == g) & (m["observable"] == obs)]
-            for L in sorted(colour):
-                s = sg[sg["L"] == L].sort_values("beta")
-                if not len(s):
-                    continue
-                y = s["value"].to_numpy(float)
-                if obs == "annealed_plaquette":
-                    y = y - s["exact"].to_numpy(float)
-                ax.errorbar(s["beta"], y, yerr=np.nan_to_num(s["error"].to_numpy(float)), color=colour[L],
-                            marker="o", ms=3.5, lw=0.9, label=f"$L = {L}$")
+            for alg in [a for a in DIFFUSION if a in algs]:
+                st = _alg_style(alg, others)
+                sg = m[(m["group"] == g) & (m["observable"] == obs) & (m["algorithm"] == alg)]
+                for L in sorted(colour):
+                    s = sg[sg["L"] == L].sort_values("beta")
+                    if not len(s):
+                        continue
+                    ax.errorbar(s["beta"], s["value"], yerr=np.nan_to_num(s["error"].to_numpy(float)),
+                                color=colour[L], marker=st["marker"], mfc=colour[L] if alg == "smc" else "white",
+                                ms=3.5, lw=0.9, ls="-" if alg == "smc" else ":",
+                                label=f"$L = {L}$" if alg == "smc" else f"$L = {L}$ ({st['label']})")
             _mark_beta0(ax, _beta0_values(m[m["group"] == g]), label=(i == 0))
-            if obs == "acceptance":
+            if obs == "ess_per_sample":
                 ax.set_ylim(0, 1.04)
-                L0s = _L0_values(sg)
+                L0s = _L0_values(m[m["group"] == g])
                 ax.set_title(GROUP_LABEL.get(g, g) + (f"  (trained at $L_0 = {L0s[0]}$)" if len(L0s) == 1 else ""),
                              pad=3)
                 h, lab = ax.get_legend_handles_labels()
@@ -655,8 +666,6 @@ def fig_maala_acceptance(df: pd.DataFrame):
                 ax.legend([h[k] for k in order], [lab[k] for k in order], loc="lower left")
             elif obs == "tail_step_size":
                 ax.set_yscale("log")
-            else:
-                ax.axhline(0.0, color="k", lw=0.7)
             if j == 0:
                 ax.set_ylabel(label)
         axes[-1][j].set_xlabel(r"$\beta$")
@@ -702,6 +711,19 @@ def _first_chain(t: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
+def _q_distribution(table: pd.DataFrame, edges) -> np.ndarray:
+    """P(Q) on the bins: weighted by the importance weights where the samples carry them
+    (column ``log_weight``), plain frequencies otherwise."""
+    q = table["Q"].to_numpy(float)
+    w = None
+    if "log_weight" in table:
+        lw = table["log_weight"].to_numpy(float)
+        w = np.exp(lw - lw.max())
+    hist, _ = np.histogram(q, bins=edges, weights=w)
+    total = w.sum() if w is not None else len(q)
+    return hist / max(total, 1e-300)
+
+
 def fig_topology(df: pd.DataFrame, per_config: _PerConfig, L: int | None):
     title = "Topological charge"
     rows = _topology_rows(df, per_config, L)
@@ -724,9 +746,9 @@ def fig_topology(df: pd.DataFrame, per_config: _PerConfig, L: int | None):
         width = 0.8 / len(algs)
         for j, a in enumerate(algs):
             st = _alg_style(a, others)
-            hist, _ = np.histogram(qs[a], bins=edges)
+            hist = _q_distribution(chosen[a], edges)
             centres = edges[:-1] + 0.5 + (j - (len(algs) - 1) / 2) * width
-            ah.bar(centres, hist / max(1, len(qs[a])), width=width, color=st["color"], alpha=0.8, lw=0,
+            ah.bar(centres, hist, width=width, color=st["color"], alpha=0.8, lw=0,
                    label=f"{st['label']} ({len(qs[a])})")
         if np.isfinite(var):
             qq = np.linspace(-qmax - 0.5, qmax + 0.5, 400)
@@ -947,7 +969,7 @@ def make_figures(
         else:
             caps["beta_extrapolation"] = "Extrapolation in beta (no data yet)."
             emit("beta_extrapolation", "beta_extrapolation", _no_data("Extrapolation in beta", "empty table"))
-        emit("maala_acceptance", "maala_acceptance", fig_maala_acceptance(df))
+        emit("diffusion_sampler", "diffusion_sampler", fig_diffusion_sampler(df))
         emit("topology", "topology", fig_topology(df, per_config, L))
         emit("autocorrelation_cost", "autocorrelation_cost", fig_autocorrelation_cost(df))
         emit("training_loss", "training_loss", fig_training_loss(loss_logs))

@@ -29,6 +29,9 @@ from .progress import Progress
 
 OMELYAN_LAMBDA = 0.1931833275037836
 INTEGRATORS = ("leapfrog", "omelyan")
+# hot: Haar-random links, so chains that freeze (topology at large beta) freeze in
+# different places and their scatter shows it; cold: unit links
+STARTS = ("hot", "cold")
 
 
 def force_evaluations(integrator: str, n_steps: int) -> int:
@@ -85,6 +88,7 @@ class HMCSettings:
     trajectory_length: float = 1.0
     integrator: str = "omelyan"
     target_acceptance: float = 0.8
+    start: str = "hot"
     seed: int = 0
     device: str = "cpu"
     dtype: str = "float64"
@@ -100,6 +104,8 @@ class HMCSettings:
                 raise CampaignError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.therm < 0:
             raise CampaignError(f"therm must be >= 0, got {self.therm}")
+        if self.start not in STARTS:
+            raise CampaignError(f"start must be one of {', '.join(STARTS)}, got {self.start!r}")
         if self.integrator not in INTEGRATORS:
             raise CampaignError(f"unknown integrator {self.integrator!r}; choose one of {INTEGRATORS}")
         if not 0 < self.target_acceptance < 1:
@@ -164,6 +170,7 @@ def generate_ensemble(
     trajectory_length: float = 1.0,
     integrator: str = "omelyan",
     target_acceptance: float = 0.8,
+    start: str = "hot",
     seed: int = 0,
     device: str = "cpu",
     dtype: str = "float64",
@@ -182,7 +189,7 @@ def generate_ensemble(
     settings = HMCSettings(
         group=str(group), beta=float(beta), L=int(L), n_configs=int(n_configs), chains=int(chains),
         therm=int(therm), sep=int(sep), n_leapfrog=n_leapfrog, trajectory_length=float(trajectory_length),
-        integrator=integrator, target_acceptance=float(target_acceptance), seed=int(seed),
+        integrator=integrator, target_acceptance=float(target_acceptance), start=str(start), seed=int(seed),
         device=str(device), dtype=str(dtype),
     )
     settings.validate()
@@ -298,7 +305,12 @@ class HMCRun:
         start = time.monotonic()
         resumed = self._load()
         if not resumed:
-            self.q = self.field.cold_start(s.chains, s.L)
+            if s.start == "hot":
+                U = self.group.haar((s.chains, 2, s.L, s.L), generator=self.generator,
+                                    dtype=self.field.real_dtype, device=self.device)
+                self.q = self.field.normalise(self.field.from_links(U))
+            else:
+                self.q = self.field.cold_start(s.chains, s.L)
         total = s.total_trajectories
         label = f"hmc {s.group} beta={s.beta:g} L={s.L}"
         bar = Progress(label, total, enabled=progress)

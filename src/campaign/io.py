@@ -6,6 +6,8 @@ Ensemble/sample HDF5 layout (DESIGN.md):
   chain    int (n_configs,)  which Markov chain (or independent stream) produced it
   step     int (n_configs,)  trajectory / step index within that chain
   history/ per-trajectory or per-level diagnostics (arrays, first axis = time)
+  log_weights   float64 (n_configs,)  weighted samplers only: log importance weights
+  weight_block  int (n_configs,)      ... and the independent block (batch) of each sample
   attrs    group, beta, L, algorithm, seed, created, campaign_version, ... parameters
 Configurations are stored in production order: measurement-major, chain-minor.
 """
@@ -114,6 +116,8 @@ class Ensemble:
     chain: np.ndarray | None = None
     step: np.ndarray | None = None
     path: str | None = None
+    log_weights: np.ndarray | None = None  # weighted samplers: log importance weights
+    weight_block: np.ndarray | None = None  # ... and the independent block of each sample
 
     @property
     def group(self) -> str:
@@ -167,8 +171,10 @@ def write_ensemble(
     history: dict | None = None,
     chain=None,
     step=None,
+    datasets: dict | None = None,
 ) -> Path:
-    """Write an ensemble atomically (the file appears only once complete)."""
+    """Write an ensemble atomically (the file appears only once complete).  ``datasets``:
+    further per-configuration arrays (first axis n_configs), e.g. ``log_weights``."""
     import h5py
 
     links = links.detach().cpu().numpy() if torch.is_tensor(links) else np.asarray(links)
@@ -190,6 +196,11 @@ def write_ensemble(
             )
             f.create_dataset("chain", data=chain)
             f.create_dataset("step", data=step)
+            for key, value in (datasets or {}).items():
+                value = np.asarray(value)
+                if value.shape[:1] != (n,):
+                    raise ValueError(f"dataset {key!r} has shape {value.shape}, expected first axis {n}")
+                f.create_dataset(key, data=value)
             h = f.create_group("history")
             for key, value in (history or {}).items():
                 h.create_dataset(key, data=np.asarray(value))
@@ -255,6 +266,8 @@ def read_ensemble(
             chain = f["chain"][sel] if "chain" in f else np.zeros(shape[0], dtype=np.int64)
             step = f["step"][sel] if "step" in f else np.arange(shape[0])
             history = {k: v[()] for k, v in f["history"].items()} if "history" in f else {}
+            log_weights = f["log_weights"][sel].astype(np.float64) if "log_weights" in f else None
+            weight_block = f["weight_block"][sel] if "weight_block" in f else None
         except (OSError, KeyError) as exc:
             raise EnsembleFileError(f"{path} is truncated or corrupt: {exc}") from None
     if links is not None:
@@ -265,7 +278,8 @@ def read_ensemble(
         if device is not None:
             links = links.to(device)
     attrs.setdefault("n_configs", shape[0])
-    return Ensemble(links=links, attrs=attrs, history=history, chain=chain, step=step, path=str(path))
+    return Ensemble(links=links, attrs=attrs, history=history, chain=chain, step=step, path=str(path),
+                    log_weights=log_weights, weight_block=weight_block)
 
 
 # ------------------------------------------------------------------------ models

@@ -8,6 +8,7 @@ from campaign.config import (
     format_beta,
     hmc_settings,
     sample_points,
+    sample_settings,
 )
 from campaign.seeds import seed_from
 
@@ -56,8 +57,8 @@ def train_settings(w):
     return without(find_model(config, w.group, w.model), "name", "beta0", "L0")
 
 
-def sample_settings(w):
-    return without(config["groups"][w.group]["sample"], "beta", "L")
+def sample_params(w):
+    return sample_settings(config, w.group, float(w.beta), int(w.L))
 
 
 def training_ensemble(w):

@@ -1,4 +1,5 @@
-# MAALA sampling with a trained model at each of its group's sample targets (beta, L).
+# Diffusion sampling (exact SMC by default) with a trained model at each of its group's
+# sample targets (beta, L).
 
 
 rule sample:
@@ -9,7 +10,7 @@ rule sample:
     log:
         "logs/sample/{group}/from_{model}/b{beta}_L{L}.log",
     params:
-        settings=sample_settings,
+        settings=sample_params,
         seed=seed_for("sample"),
         dtype=config["dtype"],
     threads: 1

@@ -1,0 +1,251 @@
+"""The exact diffusion sampler (campaign.samplers.smc): importance-weighted estimates match
+the exact torus values whatever the model, the same runs' unweighted estimates do not
+(the tests have power), the batch estimates of Z are unbiased, files and resume."""
+
+import math
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from campaign import exact, io
+from campaign.analysis import measure_file
+from campaign.errors import CampaignError
+from campaign.groups import get_group
+from campaign.lattice import wilson_loop
+from campaign.observables import topological_charge
+from campaign.samplers.job import sample_to_file
+from campaign.samplers.scores import PhysicsScore, ZeroScore, coupling_fraction
+from campaign.samplers.settings import SampleSettings
+from campaign.samplers.smc import systematic_resample
+from campaign.stats import weighted_summary
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+class WrongBetaScore(PhysicsScore):
+    """A deliberately poor model: the physics score of a coupling half as large, plus a
+    constant algebra-valued bias that is not a gradient."""
+
+    def __call__(self, U, sigma):
+        bias = torch.zeros_like(U)
+        bias[..., 0, 0] = 0.1j
+        if U.shape[-1] == 2:
+            bias[..., 1, 1] = -0.1j
+        return 0.5 * super().__call__(U, sigma) + bias
+
+
+def smc(model, out, beta, L, n, *, progress=False, **kw):
+    return sample_to_file(model, out, SampleSettings(beta=beta, L=L, n_samples=n, **kw), progress=progress)
+
+
+def observables(path, group):
+    ens = io.read_ensemble(path)
+    U = ens.links
+    obs = {"plaquette": wilson_loop(U, 1, 1).numpy(), "W(2,2)": wilson_loop(U, 2, 2).numpy()}
+    if get_group(group).has_topology:
+        obs["chi_t"] = topological_charge(group, U).numpy() ** 2 / (U.shape[-3] ** 2)
+    return ens, obs
+
+
+def exact_values(group, beta, L):
+    ex = {"plaquette": exact.plaquette(group, beta, L), "W(2,2)": exact.wilson_loop(group, beta, L, 2, 2)}
+    if get_group(group).has_topology:
+        ex["chi_t"] = exact.chi_t(group, beta, L)
+    return ex
+
+
+# One Metropolis move per level and no tail leave the particles far from
+# equilibrium, so only the weights can make the estimates right.
+COARSE = dict(n_levels=100, steps_per_level=1, tail_steps=0, batch=64, pilot_chains=64, seed=11, drift="model")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("group,beta", [("u1", 2.0), ("su2", 3.0), ("u2", 3.0)])
+@pytest.mark.parametrize("model_kind", ["untrained", "wrong_beta"])
+def test_weighted_estimates_are_exact_and_unweighted_ones_are_not(tmp_path, group, beta, model_kind):
+    L, n = 4, 1536
+    model = (ZeroScore if model_kind == "untrained" else WrongBetaScore)(group, beta0=1.0, L0=8,
+                                                                        sigma_min=0.01, sigma_max=3.0)
+    path = smc(model, tmp_path / "s.h5", beta, L, n, **COARSE)
+    ens, obs = observables(path, group)
+    assert ens.attrs["weighted"] and not ens.attrs["approximate"] and ens.attrs["algorithm"] == "smc"
+    lw, blocks = ens.log_weights, ens.weight_block
+    assert lw.dtype == np.float64 and len(np.unique(blocks)) == n // COARSE["batch"]
+    ex = exact_values(group, beta, L)
+    for name, x in obs.items():
+        w = weighted_summary(x, lw, blocks)
+        assert w["reliable"], (name, w["note"])
+        pull = (w["value"] - ex[name]) / w["error"]
+        assert abs(pull) < 3, f"{name}: weighted {w['value']:.5f} +- {w['error']:.5f} vs exact {ex[name]:.5f}"
+        bound = 0.35 * ex[name] if name == "chi_t" else {"plaquette": 0.02, "W(2,2)": 0.04}[name]
+        assert w["error"] < bound, f"{name}: error {w['error']} too large for the test to mean much"
+    # power: the same particles without their weights are far off
+    plaq = obs["plaquette"]
+    unweighted_pull = (plaq.mean() - ex["plaquette"]) / (plaq.std(ddof=1) / math.sqrt(n))
+    assert abs(unweighted_pull) > 5, f"unweighted plaquette pull only {unweighted_pull:.1f}: the test has no power"
+
+
+def test_batch_estimates_of_the_partition_function_are_unbiased(tmp_path):
+    """E[Zhat_b] = Z exactly for every batch size: the mean of the batches' Zhat against
+    the character-expansion Z (and log Zhat is biased low, by about var(log Zhat)/2)."""
+    group, beta, L = "u1", 1.5, 4
+    path = smc(ZeroScore(group, 1.0, 8, 0.01, 3.0), tmp_path / "z.h5", beta, L, 32 * 48, n_levels=100,
+               steps_per_level=1, tail_steps=0, batch=32, pilot_chains=32, seed=5)
+    log_z_b = io.read_ensemble(path).history["batch_log_z"]
+    log_z = exact.log_partition_function(group, beta, L)
+    ratio = np.exp(log_z_b - log_z)
+    mean, err = ratio.mean(), ratio.std(ddof=1) / math.sqrt(len(ratio))
+    assert err < 0.1 and abs(mean - 1) < 3 * err, (mean, err)
+
+
+def test_systematic_resampling_follows_the_weights():
+    gen = torch.Generator().manual_seed(0)
+    logw = torch.log(torch.tensor([0.1, 0.0, 0.6, 0.3], dtype=torch.float64))
+    counts = torch.zeros(4, dtype=torch.float64)
+    for _ in range(2000):
+        counts += torch.bincount(systematic_resample(logw, gen), minlength=4)
+    assert torch.allclose(counts / counts.sum(), torch.exp(logw), atol=0.01)
+    idx = systematic_resample(logw, gen)
+    assert torch.all(idx[1:] >= idx[:-1]) and 1 not in idx.tolist()
+
+
+def test_coupling_path_follows_the_model(tmp_path):
+    """beta_i = beta g(sigma_i): 0 at large noise, 1 at sigma = 0, monotonic; a ScoreModel
+    uses its own learned physics weight."""
+    from campaign.diffusion import ScoreModel
+
+    sig = np.geomspace(4.0, 0.01, 50)
+    for model in (ZeroScore("u1", 1.0), ScoreModel("su2", 2.0, 4, 0.01, 4.0)):
+        g = coupling_fraction(model, sig)
+        assert g[0] < 0.02 and g[-1] > 0.99 and np.all(np.diff(g) > 0)
+    m = ScoreModel("u1", 1.0, 4, 0.01, 4.0)
+    with torch.no_grad():
+        m.log_kappa += 1.0
+    assert not np.allclose(coupling_fraction(m, sig), coupling_fraction(ScoreModel("u1", 1.0, 4, 0.01, 4.0), sig))
+
+
+def test_file_layout_pilot_and_measure(tmp_path):
+    model = PhysicsScore("u1", 1.0, 8, sigma_min=0.01, sigma_max=3.0)
+    path = smc(model, tmp_path / "x.h5", 2.0, 4, 40, n_levels=12, steps_per_level=2, tail_steps=5, batch=16,
+               pilot_chains=8, seed=2)
+    ens = io.read_ensemble(path)
+    a, h = ens.attrs, ens.history
+    assert ens.links.shape == (40, 2, 4, 4, 1, 1)
+    assert list(ens.chain) == list(range(40)) and list(ens.step) == [0] * 40
+    assert list(ens.weight_block) == [0] * 16 + [1] * 16 + [2] * 8
+    assert a["independent"] and a["weighted"] and a["n_batches"] == 3
+    assert 0 < a["ess"] <= 40 and a["ess_per_sample"] == pytest.approx(a["ess"] / 40)
+    assert h["level_sigma"].shape == h["level_beta"].shape == h["level_eps"].shape == (12,)
+    assert 0 < h["level_beta"][0] < 0.2 and h["level_beta"][-1] == pytest.approx(2.0)
+    assert np.all(np.diff(h["level_beta"]) > 0) and np.all(np.diff(h["level_sigma"]) <= 0)
+    for key in ("level_acceptance", "level_ess", "level_log_weight_var", "level_resampled", "level_unique",
+                "level_plaquette", "level_chi_t"):
+        assert h[key].shape == (12, 3), key
+    assert h["level_q_hist"].shape == (12, 21, 3)
+    assert np.allclose(h["level_q_hist"].sum(1), 1.0)
+    assert h["tail_acceptance"].shape == (5, 3) and h["batch_log_z"].shape == (3,)
+    # global weights: logsumexp of a batch's weights is its log Zhat
+    for b in range(3):
+        sel = ens.weight_block == b
+        assert np.logaddexp.reduce(ens.log_weights[sel]) == pytest.approx(h["batch_log_z"][b])
+    assert not (tmp_path / "x.h5.parts").exists()
+
+    summary = measure_file(path, tmp_path / "x.csv", max_loop=2)
+    assert summary["weighted"]
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "x.csv")
+    assert np.allclose(table["log_weight"], ens.log_weights) and np.array_equal(table["weight_block"], ens.weight_block)
+    ref = weighted_summary(table["plaquette"].to_numpy(), ens.log_weights, ens.weight_block)
+    assert summary["observables"]["plaquette"]["value"] == pytest.approx(ref["value"])
+    assert summary["observables"]["plaquette"]["error"] == pytest.approx(ref["error"])
+    assert summary["diagnostics"]["ess"]["value"] == pytest.approx(a["ess"])
+
+
+def test_production_uses_the_pilots_step_sizes(tmp_path):
+    """Step sizes are fixed before any sample is drawn: every batch runs the pilot's eps per
+    level, and lands near the target acceptance with them."""
+    model = PhysicsScore("su2", 2.0, 4, sigma_min=0.01, sigma_max=3.0)
+    path = smc(model, tmp_path / "p.h5", 2.0, 4, 64, n_levels=30, steps_per_level=2, tail_steps=10, batch=32,
+               pilot_chains=32, seed=4, target_acceptance=0.6)
+    h = io.read_ensemble(path).history
+    acc = h["level_acceptance"].mean(-1)
+    assert np.all(np.diff(np.log(h["level_eps"][5:])) < 0.5)
+    assert abs(acc[3:].mean() - 0.6) < 0.1, acc
+    assert abs(h["tail_acceptance"].mean() - 0.6) < 0.15
+
+
+def test_annealed_importance_sampling_without_resampling_and_float32(tmp_path):
+    model = ZeroScore("u2", 1.0, 4, sigma_min=0.01, sigma_max=3.0)
+    path = smc(model, tmp_path / "f.h5", 1.0, 4, 24, n_levels=5, steps_per_level=1, tail_steps=2, batch=12,
+               resample_ess=0.0, dtype="float32", pilot_chains=4)
+    ens = io.read_ensemble(path)
+    assert ens.links.dtype == torch.complex64 and ens.log_weights.dtype == np.float64
+    assert np.all(np.isfinite(ens.log_weights)) and np.all(ens.history["level_resampled"] == 0)
+    assert np.all(ens.history["level_unique"] == 12)
+
+
+def test_bad_settings_are_campaign_errors(tmp_path):
+    model = ZeroScore("u1", 1.0)
+    for kw in ({"n_levels": 0}, {"resample_ess": 1.5}, {"continue_chain": 2}, {"drift": "nn"},
+               {"method": "mcmc"}, {"pilot_chains": 0}):
+        with pytest.raises(CampaignError):
+            smc(model, tmp_path / "x.h5", 1.0, 4, 4, **kw)
+    assert not (tmp_path / "x.h5").exists()
+
+
+RESUME_SCRIPT = textwrap.dedent("""
+    import sys, torch
+    torch.set_num_threads(1)
+    from campaign.samplers.job import sample_to_file
+    from campaign.samplers.scores import PhysicsScore
+    from campaign.samplers.settings import SampleSettings
+    s = SampleSettings(beta=2.0, L=6, n_samples=12, n_levels=60, steps_per_level=2, tail_steps=20, batch=3,
+                       pilot_chains=3, seed=4)
+    sample_to_file(PhysicsScore("su2", 2.0, 6), sys.argv[1], s, progress=True)
+""")
+
+
+def _run(tmp_path, out):
+    script = tmp_path / "run.py"
+    script.write_text(RESUME_SCRIPT)
+    return subprocess.Popen([sys.executable, str(script), str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_killed_smc_job_resumes_to_identical_file(tmp_path):
+    ref = tmp_path / "ref.h5"
+    r = _run(tmp_path, ref)
+    _, err = r.communicate(timeout=300)
+    assert r.returncode == 0, err
+    out = tmp_path / "killed.h5"
+    parts = tmp_path / "killed.h5.parts"
+    proc = _run(tmp_path, out)
+    deadline = time.monotonic() + 200
+    while not (parts / "batch_00001.pt").exists() and time.monotonic() < deadline:
+        assert proc.poll() is None, "run finished before it could be killed; make it longer"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists() and (parts / "pilot.pt").exists()
+    proc = _run(tmp_path, out)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "resuming with" in err and "pilot:" not in err  # the pilot is not rerun
+    a, b = io.read_ensemble(ref), io.read_ensemble(out)
+    assert torch.equal(a.links, b.links) and np.array_equal(a.log_weights, b.log_weights)
+    for key in a.history:
+        if key != "batch_wall_s":
+            assert np.array_equal(a.history[key], b.history[key], equal_nan=True), key
