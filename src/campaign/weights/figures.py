@@ -72,7 +72,9 @@ def captions() -> dict[str, str]:
             "Poisson. Error bars: blocks in training time."),
         "nanogpt_marchenko_pastur": (
             "nano-GPT weight spectra (squared singular values; key matrices: eigenvalues of K^T K), the matrices "
-            "of one kind pooled over the layers, for the grid point with the lowest validation loss. Top: at "
+            "of one kind pooled over the layers, for the grid point with the lowest validation loss: the key "
+            "matrices (left; under plain SGD their gradient is small while the attention logits are small, so a "
+            "short run barely moves them) and the kind whose spectrum moved furthest beyond its initial edge. Top: at "
             "initialisation, against the Marchenko-Pastur law of the initial weights (black) and the "
             "Marchenko-Pastur fit (orange, dashed). Bottom: the same matrices at the end of training as a density "
             "in ln(lambda), against the initial Marchenko-Pastur law: the bulk spreads and outliers leave it."),
@@ -138,11 +140,12 @@ def fig_temperature_collapse(table: pd.DataFrame):
                         mec=colour[lr], mew=0.7)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    for a in (ax, ar):
-        a.xaxis.set_minor_formatter(NullFormatter())
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    for axis in (ax.xaxis, ar.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(NullFormatter())
     ax.set_ylabel(r"$T_\mathrm{fit} / g$")
     ar.set_xlabel(r"$\alpha / |B|$ (learning rate / batch size)")
     ar.set_ylabel(r"$T_\mathrm{fit} / (g\,\alpha/|B|)$")
@@ -230,7 +233,10 @@ def fig_spacing_wigner(hists: pd.DataFrame):
     return fig
 
 
-def fig_nanogpt_mp(hists: pd.DataFrame, points: list[dict], matrices=("key", "fc")):
+def fig_nanogpt_mp(hists: pd.DataFrame, points: list[dict], matrices=None):
+    """Initial and final spectra of the key matrices (the papers' choice) and of the matrix
+    kind whose final spectrum reaches furthest beyond its initial MP edge (``matrices``
+    overrides the choice)."""
     import matplotlib.pyplot as plt
 
     gpt = [s for s in points if s.get("model") == "nanogpt"]
@@ -238,13 +244,18 @@ def fig_nanogpt_mp(hists: pd.DataFrame, points: list[dict], matrices=("key", "fc
         return _no_data("nano-GPT spectra", "no nano-GPT runs")
     best = min(gpt, key=lambda s: (s.get("evaluation") or {}).get("val_loss", math.inf))
     h = hists[(hists["model"] == "nanogpt") & (hists["lr"] == best["lr"]) & (hists["batch_size"] == best["batch_size"])]
-    mats = [m for m in matrices if m in best.get("init_mp", {})]
-    fig, axes = plt.subplots(2, len(mats), figsize=(0.36 * FULL_WIDTH * len(mats) + 0.3, 0.56 * FULL_WIDTH),
-                             squeeze=False, gridspec_kw={"hspace": 0.45})
+    laws = best.get("init_mp", {})
+    if matrices is None:
+        moved = max((k for k in laws if k != "key"), key=lambda k: laws[k]["final_max"] / laws[k]["mp_upper_edge"],
+                    default=None)
+        matrices = [m for m in ("key", moved) if m]
+    mats = [m for m in matrices if m in laws]
+    fig, axes = plt.subplots(2, len(mats), figsize=(0.38 * FULL_WIDTH * len(mats) + 0.3, 0.56 * FULL_WIDTH),
+                             squeeze=False, gridspec_kw={"hspace": 0.45, "wspace": 0.38})
     for col, name in enumerate(mats):
         mp = best["init_mp"][name]
         q, s2 = mp["q_exact"], mp["sigma2_exact"]
-        layers = ", ".join(mp.get("matrices", [name]))
+        layers = f"{len(mp.get('matrices', [name]))} layers"
         ax = axes[0][col]
         d = h[(h["spectrum"] == name) & (h["kind"] == "initial")].sort_values("lo")
         _steps(ax, d, color=BLUE, lw=0.8, fill=True, alpha=0.35, label="initial weights")
