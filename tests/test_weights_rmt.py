@@ -129,6 +129,24 @@ def test_unfolded_goe_spacings_follow_wigner_not_poisson():
     assert abs(small - (1 - math.exp(-0.3))) > 0.15
 
 
+def test_local_unfolding_follows_wigner_for_goe_and_exponential_for_poisson():
+    """Each spectrum unfolded on its own (Gaussian-broadened staircase, in ln x for
+    positive levels spread over decades): GOE spectra give Wigner-like small-spacing
+    suppression, Poisson levels do not, whatever the smooth density (power)."""
+    rng = np.random.default_rng(52)
+    goe = np.linalg.eigvalsh(rmt.goe(64, 400, rng))
+    s = rmt.unfold_local(goe)
+    wigner_small, poisson_small = 1 - math.exp(-math.pi / 4 * 0.09), 1 - math.exp(-0.3)
+    assert abs(np.mean(s < 0.3) - wigner_small) < 0.03
+    # the same GOE levels mapped through exp (a density spread over decades), unfolded in ln x
+    s_log = rmt.unfold_local(np.exp(3 * goe / np.sqrt(2 * 64)), log=True)
+    assert abs(np.mean(s_log < 0.3) - wigner_small) < 0.03
+    poisson = np.sort(rng.exponential(size=(400, 64)) ** 2, axis=-1)  # non-uniform density
+    s_p = rmt.unfold_local(poisson, log=True)
+    assert abs(np.mean(s_p < 0.3) - poisson_small) < 0.04
+    assert abs(np.mean(s_p < 0.3) - wigner_small) > 0.12
+
+
 # ---------------------------------------------------------------- Marchenko-Pastur
 @pytest.mark.parametrize("q", [0.25, 0.5, 1.0])
 def test_marchenko_pastur_density_and_cdf(q):

@@ -19,6 +19,10 @@ together):
   method over chains; reference values: the Gaussian beta = 1 ensemble with the same
   number of levels (exact sampling) and Poisson ``2 ln 2 - 1``; ``beta_dyson`` is the
   Dyson index whose ensemble matches the measured mean ratio.
+* Unfolding (theory key ``unfolding``): ``pooled`` (default; one mean staircase of the
+  stationary window, each spectrum centred) or ``local`` / ``local_log`` (each spectrum
+  with its own Gaussian-broadened staircase, in ln x for ``local_log``: for spectra that
+  are not stationary, the nano-GPT's); the GOE reference is unfolded the same way.
 * Histograms with errors from ``n_blocks`` consecutive blocks of the window (blocking;
   the blocks are much longer than tau_int in the shipped campaigns): unfolded spacings,
   spacing ratios, and the centred stationary density in units of ``sqrt(T / kappa)``
@@ -204,10 +208,19 @@ def analyse_point(run_paths, *, stationary_fraction: float = 0.5, n_blocks: int 
     blocks = _blocks(x_win, n_blocks)
     pooled = np.concatenate(blocks)
     if n_levels >= 5:
-        s_blocks = _unfold_blocks(pooled, blocks)
-        dens, err = _blocked_histogram(s_blocks, SPACING_BINS)
+        unfolding = theory.get("unfolding", "pooled")
+        out["unfolding"] = unfolding
+        ref_blocks = np.array_split(ref, n_blocks)
+        if unfolding == "pooled":
+            s_data, s_ref = _unfold_blocks(pooled, blocks), _unfold_blocks(ref, ref_blocks)
+        else:  # "local" or "local_log": each spectrum with its own smooth staircase
+            log = unfolding == "local_log"
+            s_data = _normalised([rmt.unfold_local(b, log=log, normalise=False) for b in blocks])
+            # the GOE reference is unfolded the same way (in x: its levels are not positive)
+            s_ref = _normalised([rmt.unfold_local(b, normalise=False) for b in ref_blocks])
+        dens, err = _blocked_histogram(s_data, SPACING_BINS)
         hist += _rows(primary, "spacing", "data", SPACING_BINS, dens, err)
-        dens, err = _blocked_histogram(_unfold_blocks(ref, np.array_split(ref, n_blocks)), SPACING_BINS)
+        dens, err = _blocked_histogram(s_ref, SPACING_BINS)
         hist += _rows(primary, "spacing", "goe", SPACING_BINS, dens, err)
     dens, err = _blocked_histogram([rmt.spacing_ratios(b).ravel() for b in blocks], RATIO_BINS)
     hist += _rows(primary, "ratio", "data", RATIO_BINS, dens, err)
@@ -288,9 +301,12 @@ def _matrix_kinds(init_mp: dict) -> dict[str, list[str]]:
 def _unfold_blocks(pooled: np.ndarray, blocks: list[np.ndarray], bulk: float = 0.8) -> list[np.ndarray]:
     """Unfolded spacings of each block with one mean staircase from all blocks (the
     staircase of a short block alone would be noisy), normalised to mean 1 overall."""
-    out = [rmt.unfold(b, bulk, reference=pooled, normalise=False) for b in blocks]
-    norm = float(np.mean(np.concatenate(out)))
-    return [s / norm for s in out]
+    return _normalised([rmt.unfold(b, bulk, reference=pooled, normalise=False) for b in blocks])
+
+
+def _normalised(spacing_blocks: list[np.ndarray]) -> list[np.ndarray]:
+    norm = float(np.mean(np.concatenate(spacing_blocks)))
+    return [s / norm for s in spacing_blocks]
 
 
 # ------------------------------------------------------------------ the table

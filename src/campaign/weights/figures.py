@@ -142,8 +142,9 @@ def fig_temperature_collapse(table: pd.DataFrame):
     ax.set_yscale("log")
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    for axis in (ax.xaxis, ar.xaxis, ax.yaxis):
-        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    for axis, (lo, hi) in ((ax.xaxis, ax.get_xlim()), (ar.xaxis, ar.get_xlim()), (ax.yaxis, ax.get_ylim())):
+        decades = math.log10(hi / lo)
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades < 2.5 else (1.0,)))
         axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         axis.set_minor_formatter(NullFormatter())
     ax.set_ylabel(r"$T_\mathrm{fit} / g$")

@@ -17,8 +17,10 @@ stationary state should be.
                       stationary point, in learning-time units (t = lr * step)
   temperature_coefficient
                       g in the prediction T = g lr / B (small lr / B)
-  init_mp             {spectrum: {"q", "sigma2"}}: Marchenko-Pastur law of the initial
-                      spectrum (eigenvalues of the smaller Gram matrix over the long side)
+  init_mp             {spectrum: {"q", "sigma2", "n_long"}}: Marchenko-Pastur law of the
+                      initial spectrum (eigenvalues of the smaller Gram matrix)
+  unfolding           "pooled" (default: a stationary ensemble) or "local_log" (each
+                      spectrum unfolded on its own; campaign.weights.analysis)
 
 Models: ``teacher_student`` (campaign.weights.teacher_student), ``rbm``
 (campaign.weights.rbm), ``nanogpt`` (campaign.weights.nanogpt).

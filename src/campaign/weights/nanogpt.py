@@ -145,6 +145,8 @@ class NanoGPT(WeightModel):
                 init_mp[f"l{layer}.{m}"] = {"q": min(n_out, n_in) / n_long, "sigma2": std**2 * n_long, "n_long": n_long}
         return {
             "primary": "l0.key",
+            # not stationary, spread over decades: unfold each spectrum on its own, in ln lambda
+            "unfolding": "local_log",
             "matrix": "squared singular values of each weight matrix (key: eigenvalues of X = K^T K)",
             "init_mp": init_mp,
         }
