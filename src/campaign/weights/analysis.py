@@ -18,7 +18,10 @@ together):
 * Spacing ratio: per snapshot the mean of all ratios of the primary spectrum, Gamma
   method over chains; reference values: the Gaussian beta = 1 ensemble with the same
   number of levels (exact sampling) and Poisson ``2 ln 2 - 1``; ``beta_dyson`` is the
-  Dyson index whose ensemble matches the measured mean ratio.
+  Dyson index whose ensemble matches the measured mean ratio.  Models without a
+  potential (not stationary: the nano-GPT) use the last snapshot of every followed
+  matrix with as many levels instead, with errors from the scatter between matrices
+  (``levels`` says which).
 * Unfolding (theory key ``unfolding``): ``pooled`` (default; one mean staircase of the
   stationary window, each spectrum centred) or ``local`` / ``local_log`` (each spectrum
   with its own Gaussian-broadened staircase, in ln x for ``local_log``: for spectra that
@@ -194,9 +197,24 @@ def analyse_point(run_paths, *, stationary_fraction: float = 0.5, n_blocks: int 
         hist += _rows(primary, "density", "goe", DENSITY_BINS, dens, err)
         out["semicircle_radius"] = coulomb_gas.semicircle_radius(n_levels, temp["value"], kappa)
 
-    # ---- spacing ratio and Dyson index
-    r_series = [rmt.mean_spacing_ratio(x) for x in x_win]  # (n_snap, R)
-    r_mean = gamma_summary(_chains(r_series))
+    # ---- level statistics.  A Coulomb gas (a model with a potential) is stationary: its
+    # window's snapshots are the sample, with Gamma-method / blocked errors along training.
+    # A model without one (the nano-GPT) is still learning and its spectra move slowly, so
+    # snapshots of one matrix are not independent: its sample is the last snapshot of every
+    # followed matrix with as many levels, and errors come from the scatter between matrices.
+    if kappa is not None:
+        level_sets = x_win
+        out["levels"] = f"{primary}, stationary window"
+        r_mean = gamma_summary(_chains([rmt.mean_spacing_ratio(x) for x in x_win]))  # (n_snap, R) each
+        blocks = _blocks(x_win, n_blocks)
+    else:
+        names = [k for k in runs[0].spectra if runs[0].spectra[k].shape[-1] == n_levels]
+        finals = np.concatenate([r.spectra[k][-1] for r in runs for k in names])  # (matrices, n)
+        out["levels"] = f"last snapshot of {len(finals)} matrices"
+        per = rmt.mean_spacing_ratio(finals)
+        r_mean = {"value": float(per.mean()), "error": float(per.std(ddof=1) / math.sqrt(len(per))),
+                  "tau_int": math.nan, "tau_int_error": math.nan, "n_eff": float(len(per))}
+        blocks = [b for b in np.array_split(finals, min(n_blocks, len(finals))) if len(b)]
     out["r_mean"] = r_mean
     ref_r, ref_r_err = coulomb_gas.ratio_reference(n_levels, 1.0, REFERENCE_SIZE, reference_seed + 1)
     out["r_goe"] = {"value": ref_r, "error": ref_r_err, "n_levels": n_levels}
@@ -205,7 +223,6 @@ def analyse_point(run_paths, *, stationary_fraction: float = 0.5, n_blocks: int 
     out["beta_dyson"] = coulomb_gas.fit_dyson_beta(r_mean["value"], r_mean["error"], n_levels, seed=reference_seed + 2)
 
     # ---- histograms of spacings and ratios (blocked errors), with sampled GOE references
-    blocks = _blocks(x_win, n_blocks)
     pooled = np.concatenate(blocks)
     if n_levels >= 5:
         unfolding = theory.get("unfolding", "pooled")

@@ -65,11 +65,12 @@ def captions() -> dict[str, str]:
             "radius sqrt(2n). The teacher-student gas is Gaussian; the RBM's is skewed by its anharmonic potential "
             "and state-dependent noise (non-universal), more so at larger lr/B. Error bars: blocks in training time."),
         "spacing_wigner": (
-            "Level statistics in the stationary window (nano-GPT: the last part of training) of the primary "
-            "matrix, pooled over the grid points. Top: unfolded nearest-neighbour spacings against the Wigner "
+            "Level statistics in the stationary window of the followed matrix (teacher-student: W; RBM: W^T W), "
+            "pooled over the grid points; nano-GPT: the end-of-training spectra of all its weight matrices, each "
+            "unfolded on its own in ln(lambda). Top: unfolded nearest-neighbour spacings against the Wigner "
             "surmise (beta = 1, black), Poisson (dashed) and sampled GOE spectra of the same size unfolded the "
             "same way (orange). Bottom: spacing ratios (no unfolding) against the beta = 1 ratio surmise and "
-            "Poisson. Error bars: blocks in training time."),
+            "Poisson. Error bars: blocks in training time (nano-GPT: groups of matrices)."),
         "nanogpt_marchenko_pastur": (
             "nano-GPT weight spectra (squared singular values; key matrices: eigenvalues of K^T K), the matrices "
             "of one kind pooled over the layers, for the grid point with the lowest validation loss: the key "
@@ -217,8 +218,9 @@ def fig_spacing_wigner(hists: pd.DataFrame):
         ax.plot(s, rmt.wigner_surmise(s, 1), **THEORY, label=r"Wigner surmise $\beta=1$")
         ax.plot(s, rmt.poisson_spacing(s), **POISSON, label="Poisson")
         ax.set_xlabel(r"unfolded spacing $s$")
-        ax.set_title(f"{MODEL_STYLE[model]['label']} ({sub['primary'].iloc[0]}, n = {int(sub['n_levels'].iloc[0])})",
-                     loc="left")
+        ax.set_title(f"{MODEL_STYLE[model]['label']}, n = {int(sub['n_levels'].iloc[0])}", loc="left")
+        ax.text(0.98, 0.40, (sub["levels"] if "levels" in sub else sub["primary"]).iloc[0], transform=ax.transAxes, ha="right", va="top", fontsize=5.5,
+                color="0.3")
         ra = sub[sub["kind"] == "ratio"]
         _steps(axr, _pooled(ra[ra["series"] == "goe"]), **GOE_REF, label="GOE, same $n$")
         _bars(axr, _pooled(ra[ra["series"] == "data"]), BLUE, label="SGD")
@@ -306,6 +308,7 @@ def make_figure(name: str, out_png, *, table=None, hists=(), summaries=(), write
         keys = list(zip(h["model"], h["lr"].astype(float), h["batch_size"].astype(int)))
         h["n_levels"] = [meta[k]["n_levels"] if k in meta else np.nan for k in keys]
         h["primary"] = [meta[k]["primary"] if k in meta else "" for k in keys]
+        h["levels"] = [meta[k].get("levels", meta[k]["primary"]) if k in meta else "" for k in keys]
     with plt.rc_context(STYLE):
         if name == "temperature_collapse":
             fig = fig_temperature_collapse(pd.read_csv(table) if not isinstance(table, pd.DataFrame) else table)
