@@ -216,7 +216,7 @@ def analyse_point(run_paths, *, stationary_fraction: float = 0.5, n_blocks: int 
                   "tau_int": math.nan, "tau_int_error": math.nan, "n_eff": float(len(per))}
         blocks = [b for b in np.array_split(finals, min(n_blocks, len(finals))) if len(b)]
     out["r_mean"] = r_mean
-    ref_r, ref_r_err = coulomb_gas.ratio_reference(n_levels, 1.0, REFERENCE_SIZE, reference_seed + 1)
+    ref_r, ref_r_err = coulomb_gas.ratio_reference(n_levels, 1.0, max(2000, 200000 // n_levels), reference_seed + 1)
     out["r_goe"] = {"value": ref_r, "error": ref_r_err, "n_levels": n_levels}
     out["r_goe_large_n"] = rmt.R_MEAN["goe"]
     out["r_poisson"] = rmt.R_MEAN["poisson"]
