@@ -44,6 +44,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/sample.smk"
 include: "workflow/rules/collect.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/weights.smk"
 
 
 report: "workflow/report/workflow.rst"

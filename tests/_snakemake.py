@@ -69,8 +69,24 @@ def expected_counts(cfg: dict) -> dict[str, int]:
         "collect": 1,
         "figures": 1,
         "all": 1,
+        **weights_counts(cfg),
     }
     return {k: v for k, v in counts.items() if v}
+
+
+def weights_counts(cfg: dict) -> dict[str, int]:
+    """Jobs of the weights section (campaign.weights.config), for a validated config."""
+    from campaign.weights.config import figure_names, run_points
+
+    w = cfg.get("weights")
+    if not w:
+        return {}
+    return {
+        "weights_train": len(run_points(cfg)),
+        "weights_spectra": len(w["models"]),
+        "weights_collect": 1,
+        "weights_figure": len(figure_names(cfg)),
+    }
 
 
 def config_file(path) -> dict:

@@ -209,7 +209,11 @@ def validate_config(config: dict, schema: dict | str | Path | None = None, sourc
 
 def _semantic_errors(cfg: dict) -> list[str]:
     """Checks a schema cannot express; also normalises cfg in place."""
-    errors: list[str] = []
+    from .weights.config import semantic_errors as weights_errors
+
+    errors: list[str] = weights_errors(cfg)
+    if not cfg["groups"] and "weights" not in cfg:
+        errors.append("(top level): missing required key 'groups' (or a 'weights' section)")
     for gname, g in cfg["groups"].items():
         base = ("groups", gname)
         hmc = g["hmc"]
@@ -385,6 +389,8 @@ def exact_points(cfg: dict) -> list[Point]:
 
 def summary(cfg: dict) -> str:
     """A few lines saying what the campaign will run."""
+    from .weights.config import summary as weights_summary
+
     lines = []
     for g, grp in cfg["groups"].items():
         hmc = grp["hmc"]
@@ -403,6 +409,8 @@ def summary(cfg: dict) -> str:
                 f"  samples at beta {[format_beta(b) for b in s['beta']]} x L {s['L']} "
                 f"({s['n_samples']} each, every model)"
             )
+    if cfg.get("weights"):
+        lines.append(weights_summary(cfg))
     return "\n".join(lines)
 
 

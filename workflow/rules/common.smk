@@ -116,4 +116,5 @@ def all_targets():
         *measure_files(MEASURE_SUMMARY),
         SUMMARY_TABLE,
         *figure_files(),
+        *weights_targets(),
     ]
