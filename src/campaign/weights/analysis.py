@@ -10,7 +10,7 @@ together):
   Every replica of every seed is an independent Markov chain (a pyerrors replica).
 * Temperature (models with a ``curvature`` in their theory): per snapshot
   ``coulomb_gas.temperature_series`` of the primary spectrum; value and error by the
-  Gamma method over all chains (campaign.analysis.gamma_summary: autocorrelation along
+  Gamma method over all chains (campaign.stats.chain_summary: autocorrelation along
   training included), tau_int in snapshots.  ``drift_pull`` compares the first and second
   half of the window (|pull| >~ 3: not stationary, lengthen the run).  Compared with the
   linear prediction ``g lr / B`` (``ratio_to_linear``) and, for the teacher-student model,
@@ -48,7 +48,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..analysis import gamma_summary, write_json_atomic, write_table
+from ..analysis import write_json_atomic, write_table
+from ..stats import chain_summary
 from ..errors import CampaignError
 from ..io import provenance
 from . import coulomb_gas, rmt
@@ -168,9 +169,9 @@ def analyse_point(run_paths, *, stationary_fraction: float = 0.5, n_blocks: int 
     if kappa is not None:
         t_series = [coulomb_gas.temperature_series(x, kappa) for x in x_win]  # (n_snap, R)
         chains = _chains(t_series)
-        temp = gamma_summary(chains)
+        temp = chain_summary(chains)
         half = n_snap // 2
-        first, second = gamma_summary([c[:half] for c in chains]), gamma_summary([c[half:] for c in chains])
+        first, second = chain_summary([c[:half] for c in chains]), chain_summary([c[half:] for c in chains])
         out["temperature"] = temp
         out["drift_pull"] = (second["value"] - first["value"]) / math.hypot(first["error"], second["error"])
         g = theory.get("temperature_coefficient")
@@ -205,7 +206,7 @@ def analyse_point(run_paths, *, stationary_fraction: float = 0.5, n_blocks: int 
     if kappa is not None:
         level_sets = x_win
         out["levels"] = f"{primary}, stationary window"
-        r_mean = gamma_summary(_chains([rmt.mean_spacing_ratio(x) for x in x_win]))  # (n_snap, R) each
+        r_mean = chain_summary(_chains([rmt.mean_spacing_ratio(x) for x in x_win]))  # (n_snap, R) each
         blocks = _blocks(x_win, n_blocks)
     else:
         names = [k for k in runs[0].spectra if runs[0].spectra[k].shape[-1] == n_levels]
