@@ -22,7 +22,7 @@ from campaign.observables import topological_charge
 from campaign.samplers.job import sample_to_file
 from campaign.samplers.scores import PhysicsScore, ZeroScore, coupling_fraction
 from campaign.samplers.settings import SampleSettings
-from campaign.samplers.smc import systematic_resample
+from campaign.samplers.smc import allocate_steps, systematic_resample
 from campaign.stats import weighted_summary
 
 
@@ -121,6 +121,17 @@ def test_systematic_resampling_follows_the_weights():
     assert torch.all(idx[1:] >= idx[:-1]) and 1 not in idx.tolist()
 
 
+def test_steps_go_where_the_drift_needs_small_steps():
+    guess = np.array([0.1, 0.1, 0.1, 0.1])
+    tuned = np.array([0.1, 0.01, 0.05, 0.1])  # level 1 needs 10x smaller steps than the guess
+    steps = allocate_steps(guess, tuned, 4)
+    assert abs(steps.sum() - 16) <= 2 and steps[1] > steps[2] > steps[0] == steps[3] >= 1
+    assert np.all(allocate_steps(guess, guess, 3) == 3)
+    extreme = np.full(20, 0.1)
+    extreme[0] = 1e-9
+    assert allocate_steps(np.full(20, 0.1), extreme, 1).max() == 8  # at most 8x the average
+
+
 def test_coupling_path_follows_the_model(tmp_path):
     """beta_i = beta g(sigma_i): 0 at large noise, 1 at sigma = 0, monotonic; a ScoreModel
     uses its own learned physics weight."""
@@ -147,7 +158,8 @@ def test_file_layout_pilot_and_measure(tmp_path):
     assert list(ens.weight_block) == [0] * 16 + [1] * 16 + [2] * 8
     assert a["independent"] and a["weighted"] and a["n_batches"] == 3
     assert 0 < a["ess"] <= 40 and a["ess_per_sample"] == pytest.approx(a["ess"] / 40)
-    assert h["level_sigma"].shape == h["level_beta"].shape == h["level_eps"].shape == (12,)
+    assert h["level_sigma"].shape == h["level_beta"].shape == h["level_eps"].shape == h["level_steps"].shape == (12,)
+    assert abs(h["level_steps"].sum() - 24) <= 6 and h["level_steps"].min() >= 1
     assert 0 < h["level_beta"][0] < 0.2 and h["level_beta"][-1] == pytest.approx(2.0)
     assert np.all(np.diff(h["level_beta"]) > 0) and np.all(np.diff(h["level_sigma"]) <= 0)
     for key in ("level_acceptance", "level_ess", "level_log_weight_var", "level_resampled", "level_unique",

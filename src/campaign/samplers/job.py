@@ -212,7 +212,7 @@ def _assemble_smc(s: SampleSettings, sizes: list[int], results: dict, path: SMCP
     block = np.concatenate([np.full(size, b, dtype=np.int64) for b, size in enumerate(sizes)])
     per_level = [k for k in results[0]["history"] if k.startswith("level_")] + ["tail_acceptance"]
     history = {
-        "level_sigma": path.sigma, "level_beta": path.beta, "level_eps": path.eps,
+        "level_sigma": path.sigma, "level_beta": path.beta, "level_eps": path.eps, "level_steps": path.steps,
         **_stack_history(results, nb, per_level),
         "batch_log_z": np.asarray([results[b]["log_z"] for b in range(nb)]),
         "batch_ess": np.asarray([kish_ess(results[b]["log_weights"]) for b in range(nb)]),

@@ -15,6 +15,7 @@ from .kernels import default_step_size
 METHODS = ("smc", "maala")
 DRIFTS = ("model", "physics")
 DTYPES = ("float64", "float32")
+ALLOCATIONS = ("relaxation", "uniform")
 
 
 def _opt(help_text: str, **extra) -> dict:
@@ -33,7 +34,12 @@ class SampleSettings:
     n_levels: int = field(default=400, metadata=_opt(
         "annealing levels (smc: intermediate couplings from 0 to beta, each with the model's score at "
         "the matching noise level; maala: noise levels, geometric from sigma-max to sigma-min)"))
-    steps_per_level: int = field(default=2, metadata=_opt("Langevin steps per noise level"))
+    steps_per_level: int = field(default=2, metadata=_opt(
+        "Langevin steps per level (smc: on average, see step-allocation)"))
+    step_allocation: str = field(default="relaxation", metadata=_opt(
+        "smc: where the moves go: in proportion to the target's relaxation time over the tuned step "
+        "size (relaxation: more moves where the drift needs small steps), or the same everywhere "
+        "(uniform)", choices=ALLOCATIONS))
     sigma_max: float | None = field(default=None, metadata=_opt("largest noise level used (default: the model's)"))
     sigma_min: float | None = field(default=None, metadata=_opt("smallest noise level used (default: the model's)"))
     drift: str = field(default="model", metadata=_opt(
@@ -105,7 +111,8 @@ class SampleSettings:
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise CampaignError(f"{name} must be an integer >= {low}, got {v!r}")
 
-        for name, choices in (("method", METHODS), ("drift", DRIFTS), ("dtype", DTYPES)):
+        for name, choices in (("method", METHODS), ("drift", DRIFTS), ("dtype", DTYPES),
+                              ("step_allocation", ALLOCATIONS)):
             if getattr(self, name) not in choices:
                 raise CampaignError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
         finite("beta", strict=False)

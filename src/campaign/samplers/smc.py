@@ -27,7 +27,8 @@ clamped to the model's noise range).  Particles start from Haar (density 1), and
   1. reweight:  log w += -(beta_i - beta_{i-1}) S(U)            (AIS increment)
   2. resample (systematic) when the batch's ESS/N < ``resample_ess``; log Z accumulates
      the mean weight, weights reset;
-  3. ``steps_per_level`` Metropolis-adjusted Langevin moves targeting gamma_i, with the
+  3. Metropolis-adjusted Langevin moves targeting gamma_i (``steps_per_level`` on average;
+     the pilot spends them where the drift needs small steps, ``allocate_steps``), with the
      model's score at sigma_i, scaled by beta/beta0, as drift (``drift = "model"``), or
      the exact force -beta_i F (``drift = "physics"``, the baseline without the network).
 After the last level (beta_K = beta), ``tail_steps`` moves at the target: they leave the
@@ -37,10 +38,11 @@ whatever the model: the model's quality shows up as acceptance, step size and ES
 as bias.
 
 Step sizes are not adapted on the particles that become samples: a pilot run (``pilot``)
-with its own seed tunes eps_i per level (a multiplier on the first guess
-``kernels.default_step_size(beta_i)``, tracking Robbins-Monro toward
-``target_acceptance``) and the tail step size; production batches use them unchanged, so
-every kernel is fixed in advance.  Resampling is adaptive (ESS-triggered), the standard
+with its own seed and ``steps_per_level`` moves per level tunes eps_i per level (a
+multiplier on the first guess ``kernels.default_step_size(beta_i)``, tracking
+Robbins-Monro toward ``target_acceptance``) and the tail step size, and allocates the
+production's moves per level (``step_allocation``); production batches use all of it
+unchanged, so every kernel is fixed in advance.  Resampling is adaptive (ESS-triggered), the standard
 consistent SMC scheme.
 
 Weights and errors
@@ -57,7 +59,8 @@ Every log-density, log weight and log Z accumulates in float64, also in float32 
 Nothing in the level loop synchronises with the host (resampling is a masked gather).
 
 History per batch (first axis = level; ``job`` stacks batches on a last axis):
-  level_sigma, level_beta, level_eps         (K,)   the path and the pilot's step sizes (job)
+  level_sigma, level_beta, level_eps,
+  level_steps                                (K,)   the path, the pilot's step sizes and moves (job)
   level_acceptance                           (K,)   mean Metropolis probability
   level_ess                                  (K,)   ESS/N after reweighting, before resampling
   level_log_weight_var                       (K,)   variance of the log weights there
@@ -92,22 +95,38 @@ LOG_EPS_RANGE = (-30.0, 1.0)
 
 @dataclass
 class SMCPath:
-    """Everything fixed before the first sample: levels, couplings, step sizes."""
+    """Everything fixed before the first sample: levels, couplings, step sizes, steps."""
 
     sigma: np.ndarray  # (K,)
     beta: np.ndarray  # (K,) intermediate couplings
     eps: np.ndarray  # (K,) Metropolis step size per level
     tail_eps: float
     target_beta: float
+    steps: np.ndarray  # (K,) Metropolis steps per level
 
     def as_dict(self) -> dict:
         return {"sigma": self.sigma.tolist(), "beta": self.beta.tolist(), "eps": self.eps.tolist(),
-                "tail_eps": self.tail_eps, "target_beta": self.target_beta}
+                "tail_eps": self.tail_eps, "target_beta": self.target_beta, "steps": self.steps.tolist()}
 
     @classmethod
     def from_dict(cls, d: dict) -> "SMCPath":
         return cls(np.asarray(d["sigma"], dtype=np.float64), np.asarray(d["beta"], dtype=np.float64),
-                   np.asarray(d["eps"], dtype=np.float64), float(d["tail_eps"]), float(d["target_beta"]))
+                   np.asarray(d["eps"], dtype=np.float64), float(d["tail_eps"]), float(d["target_beta"]),
+                   np.asarray(d["steps"], dtype=np.int64))
+
+
+def allocate_steps(first_guess: np.ndarray, tuned: np.ndarray, steps_per_level: int, cap: int = 8) -> np.ndarray:
+    """Metropolis steps per level in proportion to first_guess / tuned step size, with the
+    same total as ``steps_per_level`` everywhere (each level 1 .. cap * steps_per_level).
+
+    The first guess scales like the target's relaxation time in Langevin time (1 / link
+    stiffness); a drift that needs smaller steps than that at the same acceptance needs
+    proportionally more of them for the particles to keep up with the path -- the
+    model's score at intermediate noise levels does (docs/exact_sampling.md)."""
+    need = np.asarray(first_guess, dtype=np.float64) / np.asarray(tuned, dtype=np.float64)
+    total = steps_per_level * len(need)
+    steps = np.clip(np.rint(total * need / need.sum()), 1, cap * steps_per_level).astype(np.int64)
+    return steps
 
 
 class SMCBatch(NamedTuple):
@@ -151,7 +170,8 @@ def initial_path(score, s: SampleSettings) -> SMCPath:
         beta = np.zeros(s.n_levels)
         sigma = np.full(s.n_levels, float(s.sigma_min))
     eps = np.asarray([default_step_size(group, b, s.L) for b in beta])
-    return SMCPath(sigma, beta, eps, default_step_size(group, s.beta, s.L), float(s.beta))
+    steps = np.full(s.n_levels, s.steps_per_level, dtype=np.int64)
+    return SMCPath(sigma, beta, eps, default_step_size(group, s.beta, s.L), float(s.beta), steps)
 
 
 def _kish(logw: torch.Tensor) -> torch.Tensor:
@@ -267,10 +287,11 @@ def run_smc_batch(
         drift = drift_at(sigma, b)
         log_prob = (lambda V, b=b: -b * action_density_sum(V))
         state = ChainState(U, -b * S, drift(U))
-        state, acc_sum, used = moves(state, float(path.eps[i]), adapt, s.steps_per_level, log_prob, drift)
+        n_moves = int(path.steps[i])
+        state, acc_sum, used = moves(state, float(path.eps[i]), adapt, n_moves, log_prob, drift)
         U = state.U
         S = -state.log_prob / b if b > 0 else action_density_sum(U)
-        hist["level_acceptance"][i] = acc_sum / s.steps_per_level
+        hist["level_acceptance"][i] = acc_sum / n_moves
         if adapt:
             eps_used[i] = float(torch.exp(torch.log(torch.stack(used)).mean()))
         p = torch.softmax(logw, 0)
@@ -319,5 +340,10 @@ def run_smc_batch(
     history = {k: v.cpu().numpy() for k, v in hist.items()}
     history["tail_acceptance"] = tail_acc.cpu().numpy()
     history["nonfinite_scores"] = int(nonfinite)
-    new_path = SMCPath(path.sigma, path.beta, eps_used if adapt else path.eps, float(tail_eps), path.target_beta)
+    if adapt:
+        steps = (allocate_steps(path.eps, eps_used, s.steps_per_level) if s.step_allocation == "relaxation"
+                 else path.steps)
+        new_path = SMCPath(path.sigma, path.beta, eps_used, float(tail_eps), path.target_beta, steps)
+    else:
+        new_path = path
     return SMCBatch(U.detach().cpu(), log_weights, float(log_z), history, time.monotonic() - start, new_path)
