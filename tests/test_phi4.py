@@ -1,0 +1,188 @@
+"""phi^4 (campaign.phi4): action and force, observables on hand-made configurations, the
+exact references against independent computations, and HMC against them (free field on
+the torus, one-site theory by quadrature), each with a power check: the same comparison
+at a wrong coupling must fail."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from campaign.cumulants import cumulants_from_moments
+from campaign.errors import CampaignError
+from campaign.phi4 import Phi4Couplings, action, force, from_mass_form, to_mass_form
+from campaign.phi4.exact import (free_magnetisation, free_phi2, free_propagator, free_zero_momentum_correlator,
+                                 one_site_moments)
+from campaign.phi4.hmc import Phi4HMCSettings, run_hmc
+from campaign.phi4.observables import magnetisation, measure, phi2, pull, summarise, zero_momentum_correlator
+from campaign.stats import chain_summary
+
+FREE_KAPPA, FREE_SHAPE = 0.2, (8, 8)  # K(0) = 0.4: chi_full = 2.5, well inside the stable region
+SITE_LAMBDA = 1.5  # one-site double well: 1 - 2 lambda < 0, minima at phi^2 = 2/3
+
+
+# ------------------------------------------------------------------ action and force
+@pytest.mark.parametrize("shape", [(), (6,), (4, 5), (3, 4, 2)])
+def test_force_is_the_gradient_of_the_action(shape):
+    gen = torch.Generator().manual_seed(1)
+    phi = torch.randn((3, *shape), generator=gen, dtype=torch.float64, requires_grad=True)
+    c = Phi4Couplings(0.17, 0.8)
+    (grad,) = torch.autograd.grad(action(phi, c).sum(), phi)
+    torch.testing.assert_close(force(phi.detach(), c), grad, rtol=1e-12, atol=1e-12)
+
+
+def test_action_of_hand_made_fields():
+    L, a, c = 6, 0.7, Phi4Couplings(0.3, 0.4)
+    V, d = L * L, 2
+    const = torch.full((1, L, L), a, dtype=torch.float64)
+    site = a * a + c.lam * (a * a - 1) ** 2
+    assert float(action(const, c)) == pytest.approx(V * (-2 * c.kappa * d * a * a + site), rel=1e-14)
+    # checkerboard: every neighbour has the opposite sign, the hopping term flips
+    x, y = torch.meshgrid(torch.arange(L), torch.arange(L), indexing="ij")
+    board = a * (1 - 2 * ((x + y) % 2)).to(torch.float64)[None]
+    assert float(action(board, c)) == pytest.approx(V * (2 * c.kappa * d * a * a + site), rel=1e-14)
+    # one site: no hopping at all
+    assert float(action(torch.tensor([a], dtype=torch.float64), c)[0]) == pytest.approx(site, rel=1e-14)
+
+
+def test_mass_form_round_trip_and_action():
+    c = Phi4Couplings(0.26, 0.02)
+    m2, g = to_mass_form(c, d=2)
+    back = from_mass_form(m2, g, d=2)
+    assert back.kappa == pytest.approx(c.kappa, rel=1e-12) and back.lam == pytest.approx(c.lam, rel=1e-12)
+    # the mass form of the same field, varphi = sqrt(2 kappa) phi, equals S up to lambda V
+    phi = torch.randn(2, 5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    v = math.sqrt(2 * c.kappa) * phi
+    kinetic = sum(0.5 * (torch.roll(v, -1, ax) - v) ** 2 for ax in (1, 2))
+    s_mass = (kinetic + 0.5 * m2 * v**2 + g / 24 * v**4).sum((1, 2))
+    torch.testing.assert_close(s_mass + c.lam * 20, action(phi, c), rtol=1e-12, atol=1e-12)
+
+
+def test_bad_couplings_are_user_errors():
+    with pytest.raises(CampaignError):
+        Phi4Couplings(-0.1, 0.0)
+    with pytest.raises(CampaignError):
+        Phi4Couplings(0.1, float("nan"))
+    with pytest.raises(CampaignError):
+        free_phi2(0.25, (8, 8))  # kappa = 1/(2d): the zero mode is massless
+    with pytest.raises(CampaignError):
+        run_hmc(Phi4HMCSettings(0.1, 0.0, (8, 1), 10))
+
+
+# ------------------------------------------------------------------ observables
+def test_observables_of_hand_made_fields():
+    Ls, Lt, a = 4, 6, 0.5
+    const = torch.full((1, Ls, Lt), a, dtype=torch.float64)
+    assert float(magnetisation(const)) == pytest.approx(a)
+    assert float(phi2(const)) == pytest.approx(a * a)
+    # constant field: S(tau) = Ls a, g(t) = Lt (Ls a)^2 / V = Ls a^2 for every t
+    np.testing.assert_allclose(zero_momentum_correlator(const)[0].numpy(), Ls * a * a, rtol=1e-13)
+    # a plane wave in time: M = 0, g(t) = (Ls / 2) cos(2 pi t / Lt)
+    t = torch.arange(Lt, dtype=torch.float64)
+    wave = torch.cos(2 * math.pi * t / Lt).expand(1, Ls, Lt)
+    assert abs(float(magnetisation(wave))) < 1e-15
+    np.testing.assert_allclose(zero_momentum_correlator(wave)[0].numpy(),
+                               Ls / 2 * np.cos(2 * np.pi * np.arange(Lt) / Lt), atol=1e-13)
+
+
+def test_summaries_of_a_two_valued_magnetisation():
+    """M = +-m at random: |M| and M^2 never fluctuate, so chi = 0 and U = 2/3 exactly;
+    the cumulants approach those of +-m (kappa_2 = m^2, kappa_4 = -2 m^4, kappa_6 = 16 m^6)."""
+    m, V = 0.3, 16
+    rng = np.random.default_rng(3)
+    M = m * rng.choice([-1.0, 1.0], size=(4000, 4))
+    s = summarise({"M": M, "phi2": M**2}, volume=V)
+    assert s["chi"]["value"] == pytest.approx(0.0, abs=1e-12)
+    assert s["binder"]["value"] == pytest.approx(2 / 3, rel=1e-12)
+    assert s["absM"]["value"] == pytest.approx(m, rel=1e-12)
+    for n, exact in ((2, m**2), (4, -2 * m**4), (6, 16 * m**6)):
+        assert abs(pull(s[f"kappa_{n}"], exact)) < 4, n
+
+
+def test_cumulants_from_exact_moments():
+    k = cumulants_from_moments([1, 0, 1, 0, 1, 0, 1])  # +-1 with equal weight
+    assert k[2] == 1 and k[4] == -2 and k[6] == 16 and k[3] == k[5] == 0
+    k = cumulants_from_moments([1, 0, 1, 0, 3, 0, 15])  # standard normal
+    assert k[2:] == [1, 0, 0, 0, 0]
+    k = cumulants_from_moments([1, 1, 2, 6, 24, 120, 720])  # exponential: kappa_n = (n-1)!
+    assert k[1:] == [1, 1, 2, 6, 24, 120]
+
+
+# ------------------------------------------------------------------ exact references
+@pytest.mark.parametrize("shape", [(4, 4), (3, 5), (6,)])
+def test_free_propagator_is_the_inverse_hessian_of_the_action(shape):
+    """Independent of the momentum sum: invert the Hessian of S (lambda = 0) in real space."""
+    kappa = 0.11
+    V = math.prod(shape)
+    hess = torch.autograd.functional.hessian(
+        lambda f: action(f.reshape(1, *shape), Phi4Couplings(kappa, 0.0)).sum(),
+        torch.zeros(V, dtype=torch.float64))
+    cov = torch.linalg.inv(hess).numpy()
+    np.testing.assert_allclose(free_propagator(kappa, shape).reshape(-1), cov[0], rtol=1e-12, atol=1e-14)
+    ex = free_magnetisation(kappa, shape)
+    assert ex["M2"] == pytest.approx(cov.sum() / V**2, rel=1e-12)
+    assert free_phi2(kappa, shape) == pytest.approx(cov[0, 0], rel=1e-12)
+
+
+def test_one_site_quadrature_at_lambda_zero_is_gaussian():
+    np.testing.assert_allclose(one_site_moments(0.0), [1, 0, 0.5, 0, 0.75, 0, 1.875], rtol=1e-10)
+
+
+# ------------------------------------------------------------------ HMC against exact
+@pytest.fixture(scope="module")
+def free_summary():
+    ens = run_hmc(Phi4HMCSettings(FREE_KAPPA, 0.0, FREE_SHAPE, n_configs=500, chains=32, therm=100, seed=11))
+    return summarise(measure(ens.phi), ens.volume)
+
+
+def _free_pulls(s, kappa):
+    ex = free_magnetisation(kappa, FREE_SHAPE)
+    G = free_zero_momentum_correlator(kappa, FREE_SHAPE)
+    pulls = {"phi2": pull(s["phi2"], free_phi2(kappa, FREE_SHAPE))}
+    pulls.update({k: pull(s[k], ex[k]) for k in ("absM", "M2", "chi", "chi_full", "binder", "kappa_2")})
+    pulls.update({f"G({t})": pull(s["G"][t], G[t]) for t in range(FREE_SHAPE[-1] // 2 + 1)})
+    return pulls
+
+
+def test_free_field_hmc_matches_the_torus_propagator(free_summary):
+    pulls = _free_pulls(free_summary, FREE_KAPPA)
+    print("free-field pulls:", {k: round(float(v), 2) for k, v in pulls.items()})
+    assert all(abs(p) < 3 for p in pulls.values()), pulls
+    assert free_summary["phi2"]["reliable"], free_summary["phi2"]["note"]
+
+
+def test_free_field_comparison_has_power(free_summary):
+    """The same data against the exact values at kappa 10% off must fail clearly."""
+    pulls = _free_pulls(free_summary, 0.9 * FREE_KAPPA)
+    print("free-field pulls at the wrong kappa:", {k: round(float(v), 1) for k, v in pulls.items()})
+    assert max(abs(pulls[k]) for k in ("phi2", "chi_full", "G(0)")) > 10
+
+
+@pytest.fixture(scope="module")
+def site_data():
+    ens = run_hmc(Phi4HMCSettings(0.0, SITE_LAMBDA, (), n_configs=1000, chains=64, therm=100, seed=5))
+    m = measure(ens.phi)
+    s = summarise(m, volume=1, orders=(2, 4, 6))
+    s["phi4"] = chain_summary([m["M"][:, c] ** 4 for c in range(m["M"].shape[1])])
+    return s
+
+
+def _site_pulls(s, lam):
+    mom = one_site_moments(lam)
+    k = cumulants_from_moments(mom)
+    pulls = {"phi^2": pull(s["M2"], mom[2]), "phi^4": pull(s["phi4"], mom[4])}
+    pulls.update({f"kappa_{n}": pull(s[f"kappa_{n}"], k[n]) for n in (2, 4, 6)})
+    return pulls
+
+
+def test_one_site_hmc_matches_quadrature(site_data):
+    pulls = _site_pulls(site_data, SITE_LAMBDA)
+    print("one-site pulls:", {k: round(float(v), 2) for k, v in pulls.items()})
+    assert all(abs(p) < 3 for p in pulls.values()), pulls
+
+
+def test_one_site_comparison_has_power(site_data):
+    pulls = _site_pulls(site_data, SITE_LAMBDA - 0.2)
+    print("one-site pulls at the wrong lambda:", {k: round(float(v), 1) for k, v in pulls.items()})
+    assert max(abs(p) for p in pulls.values()) > 6
