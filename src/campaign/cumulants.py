@@ -84,7 +84,7 @@ def derived_summaries(primaries: dict[str, list[np.ndarray]], fn: Callable[[dict
     notes = []
     for name, ch in primaries.items():
         s = stats.chain_summary(ch)
-        if not s["reliable"] and s["note"] not in notes:
+        if not s["reliable"]:
             notes.append(f"{name}: {s['note']}")
     note = "; ".join(notes)
     obs = {name: _obs(ch) for name, ch in primaries.items()}

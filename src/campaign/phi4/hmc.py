@@ -6,7 +6,7 @@ its own and the batch of chains is one tensor."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
@@ -80,8 +80,7 @@ class Phi4Ensemble:
 def run_hmc(settings: Phi4HMCSettings, progress=None) -> Phi4Ensemble:
     """Thermalise (tuning the number of steps at fixed trajectory length when
     ``n_leapfrog`` is None, then frozen), then store every ``sep``-th trajectory."""
-    s = settings
-    s.shape = tuple(int(n) for n in s.shape)
+    s = replace(settings, shape=tuple(int(n) for n in settings.shape))
     s.validate()
     try:
         device = torch.device(s.device)
