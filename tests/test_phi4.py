@@ -4,17 +4,20 @@ the torus, one-site theory by quadrature), each with a power check: the same com
 at a wrong coupling must fail."""
 
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 import torch
 
 from campaign.cumulants import cumulants_from_moments, forward_cumulants, ve_cumulant_law
+from campaign.cli import main
 from campaign.errors import CampaignError
+from campaign.io import read_scalar_ensemble
 from campaign.phi4 import Phi4Couplings, action, force, from_mass_form, to_mass_form
 from campaign.phi4.exact import (free_magnetisation, free_phi2, free_propagator, free_zero_momentum_correlator,
                                  one_site_moments)
-from campaign.phi4.hmc import Phi4HMCSettings, run_hmc
+from campaign.phi4.hmc import Phi4HMCRun, Phi4HMCSettings, run_hmc
 from campaign.phi4.observables import magnetisation, measure, phi2, pull, summarise, zero_momentum_correlator
 from campaign.stats import chain_summary
 
@@ -132,7 +135,8 @@ def test_one_site_quadrature_at_lambda_zero_is_gaussian():
 # ------------------------------------------------------------------ HMC against exact
 @pytest.fixture(scope="module")
 def free_run():
-    ens = run_hmc(Phi4HMCSettings(FREE_KAPPA, 0.0, FREE_SHAPE, n_configs=500, chains=32, therm=100, seed=11))
+    settings = Phi4HMCSettings(FREE_KAPPA, 0.0, FREE_SHAPE, configs_per_chain=500, chains=32, therm=100, seed=11)
+    ens = run_hmc(settings)
     return ens, summarise(measure(ens.phi), ens.volume)
 
 
@@ -175,7 +179,7 @@ def test_free_field_comparison_has_power(free_summary):
 
 @pytest.fixture(scope="module")
 def site_data():
-    ens = run_hmc(Phi4HMCSettings(0.0, SITE_LAMBDA, (), n_configs=1000, chains=64, therm=100, seed=5))
+    ens = run_hmc(Phi4HMCSettings(0.0, SITE_LAMBDA, (), configs_per_chain=1000, chains=64, therm=100, seed=5))
     m = measure(ens.phi)
     s = summarise(m, volume=1, orders=(2, 4, 6))
     s["phi4"] = chain_summary([m["M"][:, c] ** 4 for c in range(m["M"].shape[1])])
@@ -224,7 +228,8 @@ def _two_site_exact(c: Phi4Couplings) -> dict:
 
 @pytest.fixture(scope="module")
 def two_site_run():
-    return run_hmc(Phi4HMCSettings(TWO_SITE.kappa, TWO_SITE.lam, (2,), n_configs=1000, chains=64, therm=100, seed=3))
+    c = TWO_SITE
+    return run_hmc(Phi4HMCSettings(c.kappa, c.lam, (2,), configs_per_chain=1000, chains=64, therm=100, seed=3))
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +252,7 @@ def test_two_site_comparison_has_power(two_site_summary):
 
 
 def test_hmc_is_seeded_and_runs_every_integrator_and_dtype():
-    base = dict(kappa=0.2, lam=0.5, shape=(4, 4), n_configs=5, chains=3, therm=4, seed=21)
+    base = dict(kappa=0.2, lam=0.5, shape=(4, 4), configs_per_chain=5, chains=3, therm=4, seed=21)
     a, b = run_hmc(Phi4HMCSettings(**base)), run_hmc(Phi4HMCSettings(**base))
     assert torch.equal(a.phi, b.phi)
     assert not torch.equal(a.phi[:, 0], a.phi[:, 1])  # chains are distinct streams
@@ -275,3 +280,71 @@ def test_ve_forward_process_on_an_hmc_ensemble(two_site_run):
               f" (exact {ex['kappa_4']:.3f}), pulls", {n: round(float(p), 2) for n, p in pulls.items()})
         assert all(abs(p) < 3 for p in pulls.values()), (sigma, pulls)
     assert abs(pull(along[0][4], 0.0)) > 10  # kappa_4 is resolved away from zero (Gaussian)
+
+
+# ------------------------------------------------------------------ files and command line
+class _StopAt:
+    """A progress sink that kills the run (as a signal would) after trajectory k."""
+
+    def __init__(self, k):
+        self.k = k
+
+    def update(self, done, extra="", force=False):
+        if done == self.k:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_run_resumes_to_the_identical_ensemble(tmp_path):
+    settings = Phi4HMCSettings(0.22, 0.3, (4, 4), configs_per_chain=12, chains=3, therm=6, sep=2, seed=4)
+    reference = run_hmc(settings)
+    parts = tmp_path / "run.parts"
+    with pytest.raises(KeyboardInterrupt):
+        Phi4HMCRun(settings, parts).run(checkpoint_interval=0.0, progress=_StopAt(17))
+    assert (parts / "state.pt").exists()
+    resumed = Phi4HMCRun(settings, parts)
+    resumed.run(checkpoint_interval=0.0)
+    ens = resumed.collect()
+    assert torch.equal(ens.phi, reference.phi) and torch.equal(ens.step, reference.step)
+    for key, value in reference.history.items():
+        assert torch.equal(ens.history[key], value), key
+    with pytest.raises(CampaignError, match="different settings"):
+        Phi4HMCRun(Phi4HMCSettings(**{**asdict(settings), "seed": 5}), parts).run()
+
+
+def test_cli_writes_the_ensemble_with_provenance(tmp_path):
+    out = tmp_path / "phi4.h5"
+    argv = ["phi4-hmc", "--kappa", "0.2", "--lam", "0.5", "--L", "4", "--configs-per-chain", "6", "--chains", "3",
+            "--therm", "4", "--seed", "9", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    data = read_scalar_ensemble(out)
+    reference = run_hmc(Phi4HMCSettings(0.2, 0.5, (4, 4), configs_per_chain=6, chains=3, therm=4, seed=9))
+    assert torch.equal(data["phi"], reference.phi)
+    a = data["attrs"]
+    assert a["theory"] == "phi4" and a["kappa"] == 0.2 and a["lam"] == 0.5 and list(a["shape"]) == [4, 4]
+    assert a["code_commit"] and a["created"] and a["n_leapfrog"] == reference.attrs["n_leapfrog"]
+    assert data["history"]["dH"].shape == (4 + 6, 3)
+    assert not (tmp_path / "phi4.h5.parts").exists()
+
+
+@pytest.mark.parametrize("extra, message", [(["--kappa", "-1"], "kappa"), (["--L", "1"], "L"),
+                                            (["--target-acceptance", "2"], "target acceptance")])
+def test_cli_bad_arguments_are_one_line(tmp_path, capsys, extra, message):
+    argv = ["phi4-hmc", "--kappa", "0.2", "--lam", "0.5", "--L", "4", "--configs-per-chain", "2",
+            "--out", str(tmp_path / "x.h5"), *extra]
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse's own checks
+        rc = exc.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_reading_a_foreign_file_is_a_user_error(tmp_path):
+    import h5py
+
+    path = tmp_path / "foreign.h5"
+    with h5py.File(path, "w") as f:
+        f["x"] = np.arange(3)
+    with pytest.raises(CampaignError, match="not a campaign scalar-field ensemble"):
+        read_scalar_ensemble(path)
