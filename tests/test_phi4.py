@@ -17,7 +17,7 @@ from campaign.io import read_scalar_ensemble
 from campaign.phi4 import Phi4Couplings, action, force, from_mass_form, to_mass_form
 from campaign.phi4.exact import (free_magnetisation, free_phi2, free_propagator, free_zero_momentum_correlator,
                                  one_site_moments)
-from campaign.phi4.hmc import Phi4HMCRun, Phi4HMCSettings, run_hmc
+from campaign.phi4.hmc import Phi4HMCRun, Phi4HMCSettings, generate_ensemble, run_hmc
 from campaign.phi4.observables import magnetisation, measure, phi2, pull, summarise, zero_momentum_correlator
 from campaign.stats import chain_summary
 
@@ -294,21 +294,24 @@ class _StopAt:
             raise KeyboardInterrupt
 
 
-def test_interrupted_run_resumes_to_the_identical_ensemble(tmp_path):
+def test_interrupted_run_resumes_to_the_identical_ensemble(tmp_path, capsys):
     settings = Phi4HMCSettings(0.22, 0.3, (4, 4), configs_per_chain=12, chains=3, therm=6, sep=2, seed=4)
     reference = run_hmc(settings)
-    parts = tmp_path / "run.parts"
+    out = tmp_path / "run.h5"
+    parts = tmp_path / "run.h5.parts"
     with pytest.raises(KeyboardInterrupt):
         Phi4HMCRun(settings, parts).run(checkpoint_interval=0.0, progress=_StopAt(17))
-    assert (parts / "state.pt").exists()
-    resumed = Phi4HMCRun(settings, parts)
-    resumed.run(checkpoint_interval=0.0)
-    ens = resumed.collect()
-    assert torch.equal(ens.phi, reference.phi) and torch.equal(ens.step, reference.step)
-    for key, value in reference.history.items():
-        assert torch.equal(ens.history[key], value), key
+    assert (parts / "state.pt").exists() and not out.exists()
     with pytest.raises(CampaignError, match="different settings"):
         Phi4HMCRun(Phi4HMCSettings(**{**asdict(settings), "seed": 5}), parts).run()
+    generate_ensemble(out, settings, checkpoint_interval=0.0, progress=True)
+    assert "resuming" in capsys.readouterr().err
+    data = read_scalar_ensemble(out)
+    assert torch.equal(data["phi"], reference.phi)
+    assert np.array_equal(data["step"], reference.step.numpy())
+    for key, value in reference.history.items():
+        assert np.array_equal(data["history"][key], value.numpy()), key
+    assert not parts.exists()
 
 
 def test_cli_writes_the_ensemble_with_provenance(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -149,8 +150,10 @@ class Phi4HMCRun:
         io.save_torch_atomic(state, self.parts / "state.pt")
 
     def _pending(self) -> dict:
-        return {"configs": torch.stack(self._configs) if self._configs else None, "steps": list(self._steps),
-                "history": {k: torch.stack([h[k] for h in self._history]) for k in HISTORY_KEYS}}
+        # configurations and diagnostics stay on the device until here: no host sync per trajectory
+        return {"configs": torch.stack(self._configs).cpu() if self._configs else None,
+                "steps": list(self._steps),
+                "history": {k: torch.stack([h[k] for h in self._history]).cpu() for k in HISTORY_KEYS}}
 
     # ----------------------------------------------------------------------- run
     def run(self, checkpoint_interval: float = 60.0, progress=None) -> float:
@@ -168,13 +171,13 @@ class Phi4HMCRun:
         while self.t < s.total_trajectories:
             self.phi, diag = shared.trajectory(self.field, self.phi, self.couplings, ctl.eps, ctl.n_steps,
                                                s.integrator, self.generator)
-            self._history.append({k: diag[k].cpu() for k in HISTORY_KEYS})
+            self._history.append({k: diag[k] for k in HISTORY_KEYS})
             if self.t < s.therm and s.n_leapfrog is None:
                 ctl.update(float(diag["accept_prob"].mean()), 1.0 if self.t < s.therm // 2 else 0.3)
             self.t += 1
             done = self.t - s.therm
             if done > 0 and done % s.sep == 0:
-                self._configs.append(self.phi.cpu().clone())
+                self._configs.append(self.phi.clone())
                 self._steps.append(self.t)
             if self.parts is not None and time.monotonic() - last > checkpoint_interval:
                 self._checkpoint()
@@ -223,6 +226,8 @@ def generate_ensemble(out, settings: Phi4HMCSettings, *, checkpoint_interval: fl
     s = run.s
     label = f"phi4-hmc kappa={s.kappa:g} lambda={s.lam:g} shape={'x'.join(map(str, s.shape)) or 'site'}"
     bar = Progress(label, s.total_trajectories, enabled=progress)
+    if progress and (parts / "state.pt").exists():
+        print(f"{label}: resuming from the checkpoint in {parts}", file=sys.stderr)
     wall = run.run(checkpoint_interval=checkpoint_interval, progress=bar)
     bar.update(run.t, "done", force=True)
     ens = run.collect()
