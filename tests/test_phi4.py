@@ -103,6 +103,17 @@ def test_summaries_of_a_two_valued_magnetisation():
         assert abs(pull(s[f"kappa_{n}"], exact)) < 4, n
 
 
+def test_connected_correlator_of_a_frozen_vacuum():
+    """Chains stuck in one vacuum, phi = a + small noise: G(t) ~ L_s a^2, connected ~ 0."""
+    Ls, Lt, a = 4, 4, 0.8
+    gen = torch.Generator().manual_seed(6)
+    phi = a + 0.01 * torch.randn((50, 3, Ls, Lt), generator=gen, dtype=torch.float64)
+    s = summarise(measure(phi), volume=Ls * Lt, orders=(2,))
+    for t in range(Lt):
+        assert s["G"][t]["value"] == pytest.approx(Ls * a * a, rel=1e-2)
+        assert abs(s["G_connected"][t]["value"]) < 1e-3
+
+
 def test_cumulants_from_exact_moments():
     k = cumulants_from_moments([1, 0, 1, 0, 1, 0, 1])  # +-1 with equal weight
     assert k[2] == 1 and k[4] == -2 and k[6] == 16 and k[3] == k[5] == 0
@@ -160,6 +171,7 @@ def _free_pulls(s, kappa):
     pulls = {"phi2": pull(s["phi2"], free_phi2(kappa, FREE_SHAPE))}
     pulls.update({k: pull(s[k], ex[k]) for k in ("absM", "M2", "chi", "chi_full", "binder", "kappa_2")})
     pulls.update({f"G({t})": pull(s["G"][t], G[t]) for t in range(FREE_SHAPE[-1] // 2 + 1)})
+    pulls.update({f"G_c({t})": pull(s["G_connected"][t], G[t]) for t in (0, 1)})  # <phi> = 0: G_c = G
     return pulls
 
 

@@ -7,7 +7,8 @@ Per configuration, for a batch phi of shape (B, *lattice), V sites:
          the zero-momentum two-point function, not connected (<phi> = 0 on a finite lattice).
 Ensemble level (Gamma-method errors, ``campaign.cumulants.derived_summaries``):
   <M>, <|M|>, <M^2>, <phi^2>, chi = V (<M^2> - <|M|>^2), chi_full = V <M^2>,
-  Binder U = 1 - <M^4> / (3 <M^2>^2), kappa_n(M) for n = 2..6, G(t).
+  Binder U = 1 - <M^4> / (3 <M^2>^2), kappa_n(M) for n = 2..6, G(t) and its connected
+  part G(t) - (V / L_t) <M>^2 (different only where the chains do not sample both vacua).
 """
 
 from __future__ import annotations
@@ -73,7 +74,14 @@ def summarise(measured: dict[str, np.ndarray], volume: int, orders=ORDERS) -> di
     out.update(derived_summaries({"M2": _chains(M**2), "absM": _chains(np.abs(M)), "M4": _chains(M**4)}, fn))
     out.update({f"kappa_{n}": s for n, s in cumulant_summaries(_chains(M), orders).items()})
     if "G" in measured:
-        out["G"] = [chain_summary(_chains(measured["G"][:, :, t])) for t in range(measured["G"].shape[2])]
+        L_t = measured["G"].shape[2]
+        g = {f"G{t}": _chains(measured["G"][:, :, t]) for t in range(L_t)}
+        out["G"] = [chain_summary(g[f"G{t}"]) for t in range(L_t)]
+        # connected: minus sum_x <phi><phi> = (V / L_t) <M>^2, for broken-phase chains that
+        # do not tunnel (then <M> != 0 within the ensemble)
+        connected = derived_summaries({**g, "M": _chains(M)},
+                                      lambda o: {t: o[f"G{t}"] - (volume / L_t) * o["M"] ** 2 for t in range(L_t)})
+        out["G_connected"] = [connected[t] for t in range(L_t)]
     return out
 
 
