@@ -18,7 +18,8 @@ from campaign.phi4 import Phi4Couplings, action, force, from_mass_form, to_mass_
 from campaign.phi4.exact import (free_magnetisation, free_phi2, free_propagator, free_zero_momentum_correlator,
                                  one_site_moments)
 from campaign.phi4.hmc import Phi4HMCRun, Phi4HMCSettings, generate_ensemble, run_hmc
-from campaign.phi4.observables import magnetisation, measure, phi2, pull, summarise, zero_momentum_correlator
+from campaign.phi4.observables import (magnetisation, measure, phi2, pull, summarise, two_point_function,
+                                       zero_momentum_correlator)
 from campaign.stats import chain_summary
 
 FREE_KAPPA, FREE_SHAPE = 0.2, (8, 8)  # K(0) = 0.4: chi_full = 2.5, well inside the stable region
@@ -81,12 +82,16 @@ def test_observables_of_hand_made_fields():
     assert float(phi2(const)) == pytest.approx(a * a)
     # constant field: S(tau) = Ls a, g(t) = Lt (Ls a)^2 / V = Ls a^2 for every t
     np.testing.assert_allclose(zero_momentum_correlator(const)[0].numpy(), Ls * a * a, rtol=1e-13)
+    np.testing.assert_allclose(two_point_function(const)[0].numpy(), a * a, rtol=1e-13)
     # a plane wave in time: M = 0, g(t) = (Ls / 2) cos(2 pi t / Lt)
     t = torch.arange(Lt, dtype=torch.float64)
     wave = torch.cos(2 * math.pi * t / Lt).expand(1, Ls, Lt)
     assert abs(float(magnetisation(wave))) < 1e-15
     np.testing.assert_allclose(zero_momentum_correlator(wave)[0].numpy(),
                                Ls / 2 * np.cos(2 * np.pi * np.arange(Lt) / Lt), atol=1e-13)
+    # ... and <phi_0 phi_x> = cos(2 pi x_t / Lt) / 2 at every spatial displacement
+    np.testing.assert_allclose(two_point_function(wave)[0].numpy(),
+                               np.broadcast_to(np.cos(2 * np.pi * np.arange(Lt) / Lt) / 2, (Ls, Lt)), atol=1e-13)
 
 
 def test_summaries_of_a_two_valued_magnetisation():
@@ -180,6 +185,18 @@ def test_free_field_hmc_matches_the_torus_propagator(free_summary):
     print("free-field pulls:", {k: round(float(v), 2) for k, v in pulls.items()})
     assert all(abs(p) < 3 for p in pulls.values()), pulls
     assert free_summary["phi2"]["reliable"], free_summary["phi2"]["note"]
+
+
+def test_free_field_hmc_matches_the_propagator_in_position_space(free_run):
+    """<phi_0 phi_x> at displacements along an axis, a diagonal and across the torus."""
+    ens = free_run[0]
+    n, chains = ens.phi.shape[:2]
+    g = two_point_function(ens.phi.reshape(n * chains, *FREE_SHAPE)).reshape(n, chains, *FREE_SHAPE).numpy()
+    exact = free_propagator(FREE_KAPPA, FREE_SHAPE)
+    pulls = {x: pull(chain_summary([g[:, c][(slice(None), *x)] for c in range(chains)]), exact[x])
+             for x in ((1, 0), (0, 1), (1, 1), (3, 0), (4, 4))}
+    print("free-field propagator pulls:", {x: round(float(p), 2) for x, p in pulls.items()})
+    assert all(abs(p) < 3 for p in pulls.values()), pulls
 
 
 def test_free_field_comparison_has_power(free_summary):

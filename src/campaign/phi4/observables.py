@@ -43,6 +43,14 @@ def zero_momentum_correlator(phi: torch.Tensor) -> torch.Tensor:
     return torch.fft.irfft(f.abs() ** 2, n=L_t, dim=-1) / volume
 
 
+def two_point_function(phi: torch.Tensor) -> torch.Tensor:
+    """(B, *lattice) estimator (1/V) sum_y phi_y phi_{y+x} of the propagator
+    <phi_0 phi_x> at every displacement x (translation average, by FFT)."""
+    dims = tuple(range(1, phi.ndim))
+    f = torch.fft.fftn(phi.to(torch.float64), dim=dims)
+    return torch.fft.ifftn(f.abs() ** 2, dim=dims).real / math.prod(phi.shape[1:])
+
+
 def measure(phi: torch.Tensor) -> dict[str, np.ndarray]:
     """Per-configuration observables of an ensemble phi (n_configs, chains, *lattice):
     {"M": (n, chains), "phi2": (n, chains), "G": (n, chains, L_t) if d >= 1}."""
