@@ -1,4 +1,4 @@
-"""Command line: ``campaign {hmc,exact,measure,train,sample} ...``.
+"""Command line: ``campaign {hmc,exact,measure,train,sample,phi4-hmc} ...``.
 
 The Snakemake scripts call the same library functions; this module only parses
 arguments, and turns user errors into one line on stderr with a non-zero exit.
@@ -124,6 +124,20 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_phi4_hmc(args) -> int:
+    from .phi4.hmc import Phi4HMCSettings, generate_ensemble
+
+    settings = Phi4HMCSettings(
+        kappa=args.kappa, lam=args.lam, shape=(args.L,) * args.dims, configs_per_chain=args.configs_per_chain,
+        chains=args.chains, therm=args.therm, sep=args.sep, n_leapfrog=args.n_leapfrog,
+        trajectory_length=args.trajectory_length, integrator=args.integrator,
+        target_acceptance=args.target_acceptance, start=args.start, seed=args.seed, device=args.device,
+        dtype=args.dtype,
+    )
+    generate_ensemble(args.out, settings, checkpoint_interval=args.checkpoint_interval, progress=not args.quiet)
+    return 0
+
+
 # ------------------------------------------------------- flags from settings dataclasses
 def _integer(text: str) -> int:
     try:
@@ -210,6 +224,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", default=None, help="also write the JSON summary here")
     p.add_argument("--max-loop", type=positive_int, default=None)
     p.set_defaults(func=cmd_measure)
+
+    p = sub.add_parser("phi4-hmc", help="generate a scalar phi^4 HMC ensemble (docs/conventions-phi4.md)")
+    p.add_argument("--kappa", required=True, type=nonnegative_float, help="hopping parameter")
+    p.add_argument("--lam", required=True, type=nonnegative_float, help="quartic coupling lambda")
+    p.add_argument("--L", required=True, type=lattice_size, help="lattice extent in every direction")
+    p.add_argument("--dims", type=nonnegative_int, default=2,
+                   help="lattice dimension (0: the one-site theory, --L unused)")
+    p.add_argument("--configs-per-chain", required=True, type=positive_int)
+    p.add_argument("--out", required=True)
+    p.add_argument("--chains", type=positive_int, default=16)
+    p.add_argument("--therm", type=nonnegative_int, default=200, help="thermalisation trajectories per chain")
+    p.add_argument("--sep", type=positive_int, default=1, help="trajectories between stored configurations")
+    p.add_argument("--n-leapfrog", type=positive_int, default=None,
+                   help="integration steps per trajectory (default: tuned during thermalisation)")
+    p.add_argument("--trajectory-length", type=positive_float, default=1.0)
+    p.add_argument("--integrator", choices=("leapfrog", "omelyan"), default="omelyan")
+    p.add_argument("--target-acceptance", type=positive_float, default=0.8)
+    p.add_argument("--start", choices=("hot", "cold"), default="hot", help="hot: phi_x standard normal; cold: phi = 0")
+    p.add_argument("--checkpoint-interval", type=positive_float, default=60.0, help="seconds between checkpoints")
+    add_common_device(p)
+    p.set_defaults(func=cmd_phi4_hmc)
 
     from .samplers.settings import SampleSettings
     from .training import add_train_arguments

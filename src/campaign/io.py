@@ -282,6 +282,70 @@ def read_ensemble(
                     log_weights=log_weights, weight_block=weight_block)
 
 
+# ------------------------------------------------------------- scalar-field ensembles
+SCALAR_REQUIRED_ATTRS = ("theory", "kappa", "lam", "shape", "algorithm", "chains")
+
+
+def write_scalar_ensemble(path: str | os.PathLike, phi, attrs: dict, history: dict | None = None,
+                          step=None) -> Path:
+    """Write a scalar-field (phi^4) ensemble atomically.  ``phi``: (configs_per_chain,
+    chains, *lattice); stored like the gauge ensembles, measurement-major and chain-minor:
+      phi      float (configs_per_chain * chains, *lattice), one chunk per configuration
+      chain    int   which Markov chain produced each configuration
+      step     int   its trajectory index within that chain
+      history/ per-trajectory diagnostics (trajectories, chains)
+      attrs    theory, kappa, lam, shape, algorithm, chains, ... and provenance()."""
+    import h5py
+
+    phi = phi.detach().cpu().numpy() if torch.is_tensor(phi) else np.asarray(phi)
+    if phi.ndim < 2:
+        raise ValueError(f"phi must have shape (configs_per_chain, chains, *lattice), got {phi.shape}")
+    n, chains = phi.shape[:2]
+    rows = phi.reshape(n * chains, *phi.shape[2:])
+    step = np.arange(1, n + 1, dtype=np.int64) if step is None else np.asarray(step, dtype=np.int64)
+    all_attrs = {**provenance(), **attrs, "chains": chains, "n_configs": n * chains}
+    for key in SCALAR_REQUIRED_ATTRS:
+        if key not in all_attrs:
+            raise ValueError(f"scalar ensemble attrs lack {key!r}")
+    path = Path(path)
+    with atomic_path(path, suffix=".h5") as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("phi", data=rows, chunks=(1, *rows.shape[1:]) if n else None,
+                             compression="gzip", compression_opts=1, shuffle=True)
+            f.create_dataset("chain", data=np.tile(np.arange(chains, dtype=np.int64), n))
+            f.create_dataset("step", data=np.repeat(step, chains))
+            h = f.create_group("history")
+            for key, value in (history or {}).items():
+                h.create_dataset(key, data=np.asarray(value))
+            for key, value in all_attrs.items():
+                f.attrs[key] = _clean_attr(value)
+    return path
+
+
+def read_scalar_ensemble(path: str | os.PathLike) -> dict:
+    """{"phi": tensor (configs_per_chain, chains, *lattice), "step": (configs_per_chain,),
+    "history": {...}, "attrs": {...}} of a file from ``write_scalar_ensemble``; one-line
+    ``EnsembleFileError`` for anything else."""
+    path = Path(path)
+    with _open_h5(path) as f:
+        missing = [k for k in SCALAR_REQUIRED_ATTRS if k not in f.attrs]
+        if "phi" not in f or missing:
+            what = "dataset 'phi'" if "phi" not in f else f"attributes {missing}"
+            raise EnsembleFileError(f"{path} is not a campaign scalar-field ensemble (no {what})")
+        attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
+        try:
+            rows = f["phi"][()]
+            step = f["step"][()]
+            history = {k: v[()] for k, v in f["history"].items()} if "history" in f else {}
+        except (OSError, KeyError) as exc:
+            raise EnsembleFileError(f"{path} is truncated or corrupt: {exc}") from None
+    chains = int(attrs["chains"])
+    if rows.shape[0] % chains:
+        raise EnsembleFileError(f"{path}: {rows.shape[0]} configurations do not fill {chains} chains")
+    phi = torch.from_numpy(rows).reshape(rows.shape[0] // chains, chains, *rows.shape[1:])
+    return {"phi": phi, "step": step[::chains], "history": history, "attrs": attrs}
+
+
 # ------------------------------------------------------------------------ models
 MODEL_FORMAT = "campaign-score-model"
 MODEL_FORMAT_VERSION = 1
