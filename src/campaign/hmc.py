@@ -13,7 +13,6 @@ Integrators (both second order, reversible, area preserving):
 from __future__ import annotations
 
 import math
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -152,10 +151,6 @@ class StepSizeController:
         self.n_steps = max(1, math.ceil(self.trajectory_length / math.exp(self.log_eps)))
 
 
-def _parts_dir(out: Path) -> Path:
-    return out.with_name(out.name + ".parts")
-
-
 def generate_ensemble(
     out,
     group: str,
@@ -176,6 +171,7 @@ def generate_ensemble(
     dtype: str = "float64",
     checkpoint_interval: float = 60.0,
     progress: bool = True,
+    force: bool = False,
 ) -> Path:
     """Run HMC and write an ensemble of ``n_configs`` configurations to ``out`` (HDF5).
 
@@ -183,8 +179,10 @@ def generate_ensemble(
     refreshed every ``checkpoint_interval`` seconds; rerunning the same command after a
     kill resumes from it and produces exactly the ensemble of an uninterrupted run.
     The output file appears atomically once complete, and the checkpoint is removed.
+    The job runs under ``campaign.jobs.ResumableJob`` (output lock, no overwrite unless
+    ``force``, atomic removal of the checkpoint).
     """
-    from . import io
+    from .jobs import ResumableJob
 
     settings = HMCSettings(
         group=str(group), beta=float(beta), L=int(L), n_configs=int(n_configs), chains=int(chains),
@@ -194,15 +192,25 @@ def generate_ensemble(
     )
     settings.validate()
     out = Path(out)
-    parts = _parts_dir(out)
     try:
         torch_device = torch.device(settings.device)
         torch.empty(0, device=torch_device)
     except (RuntimeError, AssertionError) as exc:
         raise CampaignError(f"device {settings.device!r} is not available: {exc}") from None
-    run = HMCRun(settings, parts, torch_device)
-    wall = run.run(checkpoint_interval=checkpoint_interval, progress=progress)
-    links, chain, step, history = run.collect()
+    fingerprint = {k: v for k, v in asdict(settings).items() if k != "device"}
+    with ResumableJob(out, fingerprint, force=force, label=f"hmc {settings.group} beta={settings.beta:g}") as job:
+        run = HMCRun(settings, job.parts, torch_device)
+        wall = run.run(checkpoint_interval=checkpoint_interval, progress=progress)
+        links, chain, step, history = run.collect()
+        job.check_count(links.shape[0], settings.n_configs)
+        _write(out, run, settings, links, chain, step, history, wall)
+        job.finish()
+    return out
+
+
+def _write(out, run, settings, links, chain, step, history, wall) -> None:
+    from . import io
+
     attrs = {
         **asdict(settings),
         "algorithm": "hmc",
@@ -216,8 +224,6 @@ def generate_ensemble(
         "wall_time_s": wall,
     }
     io.write_ensemble(out, links, attrs, history=history, chain=chain, step=step)
-    shutil.rmtree(parts, ignore_errors=True)
-    return out
 
 
 class HMCRun:
