@@ -99,6 +99,7 @@ def _sample(model, out: Path, s: SampleSettings, info: dict, dev, job: Resumable
     results = _load_parts(parts, fingerprint, len(sizes))
     rdtype = torch.float64 if s.dtype == "float64" else torch.float32
     score = ModelScore(model, dev, torch.complex128 if rdtype == torch.float64 else torch.complex64)
+    _probe(score, info, s, dev, rdtype, model_path)
     path = _pilot(score, s, parts, fingerprint, dev, label, progress) if s.method == "smc" else None
     total = s.steps_per_batch * len(sizes)
     bar = Progress(label, total, enabled=progress)
@@ -157,6 +158,22 @@ def _sample(model, out: Path, s: SampleSettings, info: dict, dev, job: Resumable
     job.check_count(links.shape[0], s.n_samples)
     io.write_ensemble(out, links, attrs, history=history, chain=chain, step=step, datasets=datasets)
     job.finish()
+
+
+def _probe(score, info: dict, s: SampleSettings, dev, rdtype, model_path) -> None:
+    """Refuse a model whose score is not finite on a Haar-random configuration at the ends of
+    its noise range (weights trained to overflow, lr 1e10): it would sample with acceptance 0."""
+    from ..groups import get_group
+
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(0)  # its own generator: the batches' random streams are untouched
+    U = get_group(info["group"]).haar((1, 2, s.L, s.L), generator=gen, dtype=rdtype, device=dev)
+    for sigma in (info["sigma_min"], info["sigma_max"]):
+        out = score(U, torch.full((1,), sigma, dtype=rdtype, device=dev))
+        if not bool(torch.isfinite(torch.view_as_real(out) if out.is_complex() else out).all()):
+            where = f" {model_path}" if model_path is not None else ""
+            raise CampaignError(f"model{where} gives non-finite scores at sigma={sigma:g} on a Haar-random "
+                                "configuration; it cannot sample (retrain it)")
 
 
 def _pilot(score, s: SampleSettings, parts: Path, fingerprint: dict, dev, label: str, progress: bool) -> SMCPath:
