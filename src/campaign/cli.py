@@ -101,7 +101,7 @@ def cmd_hmc(args) -> int:
 def cmd_exact(args) -> int:
     from .exact import exact_observables
 
-    print(json.dumps(exact_observables(args.group, args.beta, args.L, args.max_loop), indent=1))
+    print(json.dumps(exact_observables(args.group, args.beta, args.L, args.max_loop, force=args.force), indent=1))
     return 0
 
 
@@ -209,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beta", required=True, type=nonnegative_float)
     p.add_argument("--L", required=True, type=lattice_size)
     p.add_argument("--max-loop", type=positive_int, default=None)
+    add_force(p)
     p.set_defaults(func=cmd_exact)
 
     p = sub.add_parser("measure", help="measure observables of an ensemble or sample file")

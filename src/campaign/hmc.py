@@ -180,7 +180,8 @@ def generate_ensemble(
     kill resumes from it and produces exactly the ensemble of an uninterrupted run.
     The output file appears atomically once complete, and the checkpoint is removed.
     The job runs under ``campaign.jobs.ResumableJob`` (output lock, no overwrite unless
-    ``force``, atomic removal of the checkpoint).
+    ``force``, atomic removal of the checkpoint); beta beyond ``campaign.bounds.BETA_MAX`` or
+    an estimated memory beyond the limit is refused unless ``force``.
     """
     from .jobs import ResumableJob
 
@@ -191,6 +192,12 @@ def generate_ensemble(
         device=str(device), dtype=str(dtype),
     )
     settings.validate()
+    from .bounds import check_beta, check_memory, hmc_memory_bytes
+
+    check_beta(settings.beta, force)
+    check_memory(f"hmc with {settings.chains} chains of L={settings.L} and {settings.n_configs} configurations",
+                 hmc_memory_bytes(get_group(settings.group).N, settings.L, settings.chains, settings.n_configs,
+                                  settings.dtype), force)
     out = Path(out)
     try:
         torch_device = torch.device(settings.device)
