@@ -403,8 +403,8 @@ def load_model(path: str | os.PathLike, device=None, dtype=None):
         beta0 = float(obj.get("beta0"))
     except (TypeError, ValueError):
         beta0 = math.nan
-    if not (math.isfinite(beta0) and beta0 > 0):
-        raise ModelFileError(f"{path}: model beta0 must be a finite number > 0, got {obj.get('beta0')!r}")
+    if not (math.isfinite(beta0) and beta0 >= 0):  # 0: trained on Haar (strong coupling) data
+        raise ModelFileError(f"{path}: model beta0 must be a finite number >= 0, got {obj.get('beta0')!r}")
     bad = [k for k, v in (obj.get("state_dict") or {}).items()
            if torch.is_tensor(v) and (v.is_floating_point() or v.is_complex()) and not bool(torch.isfinite(v).all())]
     if bad:
