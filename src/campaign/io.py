@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import math
 import os
+import shutil
 import platform
 import socket
 import subprocess
@@ -36,6 +38,7 @@ REQUIRED_ATTRS = ("group", "beta", "L", "algorithm")
 # far above what HMC, the samplers and their re-normalisation leave (1e-13, 1e-6), far below
 # any real damage (links times 2: 3; a flipped sign bit in a mantissa: 1e-3 and more)
 UNITARITY_TOLERANCE = {np.dtype(np.complex128): 1e-8, np.dtype(np.complex64): 1e-3}
+DISK_NEARLY_FULL = 1 << 20  # bytes free below which a failed write is blamed on the disk
 VALIDATE_CHUNK = 512  # configurations checked at a time (bounded extra memory)
 
 
@@ -61,10 +64,28 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
         # mkstemp creates 0600; outputs are shared with other users and jobs
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if _disk_full(exc, path.parent):
+            raise CampaignError(f"disk full: cannot write {path} (no space left on its file system); "
+                                "free some space and run again, the checkpoint is kept") from None
         raise
+
+
+def _disk_full(exc: BaseException, folder: Path) -> bool:
+    """Did this write fail for lack of space?  torch.save and h5py do not always keep the
+    errno (torch: "unexpected pos ..."), so a failed write on a (nearly) full file system counts."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if not isinstance(exc, (OSError, RuntimeError)):
+        return False
+    if "No space left" in str(exc) or "errno = 28" in str(exc):
+        return True
+    try:
+        return shutil.disk_usage(folder).free < DISK_NEARLY_FULL
+    except OSError:
+        return False
 
 
 def save_torch_atomic(obj, path: str | os.PathLike) -> None:

@@ -171,6 +171,7 @@ class ResumableJob:
     def __init__(self, out, settings: dict, inputs: dict | None = None, *, force: bool = False,
                  resume: bool = True, label: str = "job"):
         self.out = Path(out)
+        check_writable(self.out)  # before anything else: "." or a folder has no parts beside it
         self.parts = parts_dir(self.out)
         self.settings = settings
         self.inputs = {k: Path(v) for k, v in (inputs or {}).items()}
@@ -182,7 +183,6 @@ class ResumableJob:
         self.resumed = False
 
     def __enter__(self) -> "ResumableJob":
-        check_writable(self.out)
         self.lock.acquire()
         try:
             if self.out.exists() and not self.force:
@@ -224,6 +224,9 @@ class ResumableJob:
                     print(f"{self.label}: note: the {' and '.join(changed)} changed since checkpoint {self.parts} "
                           "was written (sha256 differs); starting afresh", file=sys.stderr)
                     remove_tree_atomically(self.parts, self.out)
+                elif saved.get("settings") != self.fingerprint["settings"] and not self._has_progress():
+                    # killed before its first checkpoint: nothing to lose
+                    remove_tree_atomically(self.parts, self.out)
                 elif saved.get("settings") != self.fingerprint["settings"]:
                     old, new = saved.get("settings", {}), self.fingerprint["settings"]
                     diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
@@ -239,6 +242,9 @@ class ResumableJob:
 
             with atomic_path(fp_file, suffix=".json") as tmp:
                 tmp.write_text(json.dumps(self.fingerprint, indent=1, sort_keys=True))
+
+    def _has_progress(self) -> bool:
+        return any(p.name != FINGERPRINT_FILE and not p.name.startswith(".") for p in self.parts.iterdir())
 
     def check_count(self, n_written: int, n_asked: int, what: str = "configurations") -> None:
         if int(n_written) != int(n_asked):
