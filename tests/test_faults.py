@@ -238,11 +238,12 @@ def _damage(path, kind):
             f.attrs.update(attrs)
         return path
     io.write_ensemble(path, U, attrs)
-    if kind == "flipped byte":
+    if kind == "flipped byte":  # in the (uncompressed) chain numbers: only the checksum sees it
         with h5py.File(path, "r") as f:
-            offset = f["links"].id.get_chunk_info(1).byte_offset
+            d = f["chain"].id
+            offset = d.get_chunk_info(0).byte_offset if f["chain"].chunks else d.get_offset()
         data = bytearray(path.read_bytes())
-        data[offset + 10] ^= 0xFF
+        data[offset + 3] ^= 0x01
         path.write_bytes(bytes(data))
     return path
 
