@@ -347,3 +347,38 @@ def test_duplicate_yaml_key_and_syntax_errors_name_file_and_line(tmp_path):
     with pytest.raises(ConfigError, match=r"bad\.yaml:2:\d+: invalid YAML") as exc:
         load_config_file(bad)
     assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("where, value, message", [
+    (("models", 0, "warmup"), 5000, "warm-up steps exceed steps"),
+    (("models", 0, "kernel_size"), 50, "spans 99 sites, more than the lattice size L=8"),
+    (("sample", "sigma_tail"), 9.0, "sigma_tail: exceeds sigma_max"),
+    (("hmc", "beta", 0), float("inf"), "must be finite"),
+    (("hmc", "beta", 0), 1e6, "beyond the supported range"),
+])
+def test_config_semantic_holes_are_closed(where, value, message):
+    from pathlib import Path
+
+    from campaign.config import validate_config
+
+    cfg = load_config_file(Path(__file__).resolve().parents[1] / "config.yaml")
+    u1 = cfg["groups"]["u1"]
+    u1["sample"]["sigma_max"] = 4.0
+    node = u1
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = value
+    with pytest.raises(ConfigError, match=message):
+        validate_config(cfg)
+
+
+def test_config_negative_zero_beta_is_zero():
+    from pathlib import Path
+
+    from campaign.config import validate_config
+
+    cfg = load_config_file(Path(__file__).resolve().parents[1] / "config.yaml")
+    u1 = cfg["groups"]["u1"]
+    u1["hmc"]["beta"] = [-0.0, 1, 2, 3]
+    checked = validate_config(cfg)
+    assert str(checked["groups"]["u1"]["hmc"]["beta"][0]) == "0.0"

@@ -279,6 +279,13 @@ def _semantic_errors(cfg: dict) -> list[str]:
                     f"{key_path([*where, 'sigma_min'])}: must be smaller than sigma_max "
                     f"({m['sigma_min']} >= {m['sigma_max']})"
                 )
+            if m["warmup"] is not None and m["warmup"] > m["steps"]:
+                errors.append(f"{key_path([*where, 'warmup'])}: {m['warmup']} warm-up steps exceed steps ({m['steps']})")
+            # L-Conv offsets -(K-1)..K-1 must be distinct sites of the smallest lattice it meets
+            smallest = min([m["L0"], *[int(x) for x in g["sample"].get("L", hmc["L"])]])
+            if 2 * m["kernel_size"] - 1 > smallest:
+                errors.append(f"{key_path([*where, 'kernel_size'])}: {m['kernel_size']} spans "
+                              f"{2 * m['kernel_size'] - 1} sites, more than the lattice size L={smallest}")
             missing = []
             if m["beta0"] not in hmc["beta"]:
                 missing.append(f"add {format_beta(m['beta0'])} to {key_path([*base, 'hmc', 'beta'])}")
@@ -301,6 +308,9 @@ def _semantic_errors(cfg: dict) -> list[str]:
         lo, hi = sample["sigma_min"], sample["sigma_max"]
         if lo is not None and hi is not None and lo > hi:
             errors.append(f"{key_path([*base, 'sample', 'sigma_min'])}: exceeds sigma_max ({lo} > {hi})")
+        tail = sample.get("sigma_tail")
+        if tail is not None and hi is not None and tail > hi:
+            errors.append(f"{key_path([*base, 'sample', 'sigma_tail'])}: exceeds sigma_max ({tail} > {hi})")
         if "beta" in sample:  # (the default, hmc.beta, is checked above)
             for i, b in enumerate(sample["beta"]):
                 errors += _beta_errors(float(b), [*base, "sample", "beta", i])
