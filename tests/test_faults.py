@@ -44,14 +44,6 @@ def one_line_error(capsys, rc) -> str:
     return err
 
 
-def same_ensemble(a, b) -> None:
-    ea, eb = io.read_ensemble(a), io.read_ensemble(b)
-    assert torch.equal(ea.links, eb.links)
-    assert np.array_equal(ea.chain, eb.chain) and np.array_equal(ea.step, eb.step)
-    for key in ea.history:
-        assert np.array_equal(ea.history[key], eb.history[key]), key
-
-
 def haar_file(path, group="u1", L=4, n=6, seed=0, beta=1.0):
     g = get_group(group)
     U = g.haar((n, 2, L, L), generator=torch.Generator().manual_seed(seed))
@@ -119,33 +111,68 @@ def test_finished_output_is_not_overwritten_without_force(tmp_path, capsys):
 
 
 # --------------------------------------------------------------- kill during cleanup
+def _run_job(kind, tmp_path, out):
+    """One tiny job of each kind; returns a function comparing its output with another's."""
+    if kind == "hmc":
+        generate_ensemble(out, **TINY_HMC, checkpoint_interval=0.0)
+    elif kind == "train":
+        ens = tmp_path / "ens.h5"
+        if not ens.exists():
+            haar_file(ens)
+        train_model(ens, out, steps=4, batch_size=2, channels=2, layers=1, seed=1, progress=False,
+                    checkpoint_interval=0.0)
+    else:
+        model = tmp_path / "model.pt"
+        if not model.exists():
+            model_file(model)
+        s = SampleSettings(beta=1.0, L=4, n_samples=4, method="maala", n_levels=3, steps_per_level=1,
+                           tail_steps=2, batch=2, seed=2)
+        sample_to_file(model, out, s, progress=False)
+
+
+def _same_output(kind, a, b):
+    if kind == "train":
+        sa, sb = io.load_model(a).state_dict(), io.load_model(b).state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+        return
+    ea, eb = io.read_ensemble(a), io.read_ensemble(b)
+    assert torch.equal(ea.links, eb.links)
+    assert np.array_equal(ea.chain, eb.chain) and np.array_equal(ea.step, eb.step)
+    for key in ea.history:
+        if "wall" not in key:
+            assert np.array_equal(ea.history[key], eb.history[key], equal_nan=True), key
+
+
+@pytest.mark.parametrize("kind", ["hmc", "train", "sample"])
 @pytest.mark.parametrize("moment", ["before the checkpoint is renamed away", "while it is deleted"])
-def test_kill_during_cleanup_then_rerun_is_identical(tmp_path, monkeypatch, moment):
-    ref = generate_ensemble(tmp_path / "ref.h5", **TINY_HMC)
-    out = tmp_path / "k.h5"
+def test_kill_during_cleanup_then_rerun_is_identical(tmp_path, monkeypatch, moment, kind):
+    suffix = ".pt" if kind == "train" else ".h5"
+    ref, out = tmp_path / f"ref{suffix}", tmp_path / f"k{suffix}"
+    _run_job(kind, tmp_path, ref)
     if moment.startswith("before"):
         def kill(folder, out):
             raise Killed
         monkeypatch.setattr(jobs, "remove_tree_atomically", kill)
     else:
-        def kill(path, ignore_errors=False):  # deletes the state, then dies among the parts
-            (path / "state.pt").unlink()
+        def kill(path, ignore_errors=False):  # deletes one file of the checkpoint, then dies
+            next(path.iterdir()).unlink()
             raise Killed
         monkeypatch.setattr(jobs.shutil, "rmtree", kill)
     with pytest.raises(Killed):
-        generate_ensemble(out, **TINY_HMC, checkpoint_interval=0.0)
+        _run_job(kind, tmp_path, out)
     monkeypatch.undo()
     assert out.exists()
     if moment.startswith("while"):
         assert not jobs.parts_dir(out).exists()  # renamed away whole: no half checkpoint
-        assert list(tmp_path.glob(".k.h5.parts.trash.*"))
+        assert list(tmp_path.glob(f".{out.name}.parts.trash.*"))
     # snakemake sees an incomplete job: it deletes the output and runs the job again; the
     # killed run also left its lock file behind
     out.unlink()
     jobs.lock_path(out).write_text("4194304 a-dead-host\n")
-    generate_ensemble(out, **TINY_HMC)
-    same_ensemble(ref, out)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.h5", "ref.h5"], "temporaries left behind"
+    _run_job(kind, tmp_path, out)
+    _same_output(kind, ref, out)
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("k", ".k")))
+    assert left == [out.name], f"temporaries left behind: {left}"
 
 
 def test_stale_temporaries_are_swept(tmp_path):
