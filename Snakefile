@@ -28,7 +28,11 @@ try:
     _checked = validate_config(
         config,
         Path(workflow.basedir) / SCHEMA,
-        source=", ".join(map(str, workflow.configfiles)) or None,
+        # --config overrides are applied on top of the files: say so, or their errors
+        # would be blamed on a file that does not contain them
+        source=", ".join([*map(str, workflow.configfiles),
+                          *(["--config " + " ".join(workflow.config_settings.config_args or [])]
+                            if workflow.config_settings.config_args else [])]) or None,
     )
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None

@@ -265,6 +265,9 @@ def _damage(path, kind):
             f.attrs.update(attrs)
         return path
     io.write_ensemble(path, U, attrs)
+    if kind == "truncated":
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
     if kind == "flipped byte":  # in the (uncompressed) chain numbers: only the checksum sees it
         with h5py.File(path, "r") as f:
             d = f["chain"].id
@@ -277,7 +280,7 @@ def _damage(path, kind):
 
 DAMAGE = {"links x2": "not unitary with det 1", "one nan link": "non-finite", "real-valued": "dtype float64",
           "u2 links as su2": "not unitary with det 1", "links is a group": "not a dataset",
-          "flipped byte": "truncated or corrupt"}
+          "flipped byte": "truncated or corrupt", "truncated": "truncated or corrupt"}
 
 
 @pytest.mark.parametrize("kind", DAMAGE)
