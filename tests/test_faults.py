@@ -175,6 +175,25 @@ def test_kill_during_cleanup_then_rerun_is_identical(tmp_path, monkeypatch, mome
     assert left == [out.name], f"temporaries left behind: {left}"
 
 
+def test_half_deleted_legacy_checkpoint_starts_afresh(tmp_path, monkeypatch, capsys):
+    """Older code deleted checkpoints with a plain rmtree: state.pt could outlive its parts."""
+    ref = generate_ensemble(tmp_path / "ref.h5", **TINY_HMC)
+    out = tmp_path / "h.h5"
+
+    def kill(*args, **kw):
+        raise Killed
+    monkeypatch.setattr(io, "write_ensemble", kill)
+    with pytest.raises(Killed):
+        generate_ensemble(out, **TINY_HMC, checkpoint_interval=0.0)
+    monkeypatch.undo()
+    (jobs.parts_dir(out) / "part_00001.pt").unlink()
+    capsys.readouterr()
+    generate_ensemble(out, **TINY_HMC)
+    assert "lacks part 1" in capsys.readouterr().err
+    a, b = io.read_ensemble(ref), io.read_ensemble(out)
+    assert torch.equal(a.links, b.links) and np.array_equal(a.step, b.step)
+
+
 def test_stale_temporaries_are_swept(tmp_path):
     out = tmp_path / "t.h5"
     parts = jobs.parts_dir(out)

@@ -281,6 +281,18 @@ class HMCRun:
         self.controller.log_eps = state["log_eps"]
         self.trajectories_done = state["trajectories_done"]
         self.n_parts = state["n_parts"]
+        missing = [k for k in range(self.n_parts) if not (self.parts / f"part_{k:05d}.pt").exists()]
+        if missing:
+            # a checkpoint half deleted by an older version of this code: unusable, start afresh
+            print(f"hmc: note: checkpoint {self.parts} lacks part {missing[0]} of its {self.n_parts}; "
+                  "starting afresh", file=sys.stderr)
+            for stale in [path, *self.parts.glob("part_*.pt")]:
+                stale.unlink()
+            self.generator.manual_seed(self.s.seed)
+            self.controller = StepSizeController(
+                self.s.trajectory_length, self.s.target_acceptance, self.s.n_leapfrog or 10)
+            self.trajectories_done, self.n_parts, self.q = 0, 0, None
+            return False
         # a part written after the last state (killed in between) is not part of it
         for extra in self.parts.glob("part_*.pt"):
             if int(extra.stem.split("_")[1]) >= self.n_parts:
