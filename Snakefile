@@ -12,7 +12,7 @@ from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
-from campaign.config import ConfigError, validate_config
+from campaign.config import ConfigError, load_yaml, validate_config
 
 min_version("9.0")
 
@@ -23,10 +23,16 @@ if not workflow.config_settings.configfiles:
     configfile: Path(workflow.basedir) / "config.yaml"
 
 try:
+    for _file in workflow.configfiles:
+        load_yaml(_file)  # snakemake's own reader keeps the later of two equal keys: refuse them
     _checked = validate_config(
         config,
         Path(workflow.basedir) / SCHEMA,
-        source=", ".join(map(str, workflow.configfiles)) or None,
+        # --config overrides are applied on top of the files: say so, or their errors
+        # would be blamed on a file that does not contain them
+        source=", ".join([*map(str, workflow.configfiles),
+                          *(["--config " + " ".join(workflow.config_settings.config_args or [])]
+                            if workflow.config_settings.config_args else [])]) or None,
     )
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None

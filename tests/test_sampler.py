@@ -550,7 +550,9 @@ def test_killed_sampler_resumes_to_identical_file(tmp_path):
         if key != "batch_wall_s":
             assert np.array_equal(a.history[key], b.history[key], equal_nan=True), key
 
-    # a checkpoint from other settings is refused with one clear message
+    # a checkpoint from other settings is refused with one clear message (the finished
+    # output is removed first: it is never overwritten without --force)
+    out.unlink()
     parts.mkdir()
     torch.save({"fingerprint": {"other": 1}, "batch": 0}, parts / "batch_00000.pt")
     proc = _run_script(tmp_path, out)

@@ -164,7 +164,7 @@ def test_stop_and_resume_is_bit_identical(tmp_path):
     assert _rows(tmp_path / "a.csv") == _rows(tmp_path / "b.csv")
     # changed settings are refused
     train_model(ens, tmp_path / "c.pt", stop_after=2, **kw)
-    with pytest.raises(CampaignError, match="other settings"):
+    with pytest.raises(CampaignError, match="different settings"):
         train_model(ens, tmp_path / "c.pt", **{**kw, "lr": 5e-3})
     train_model(ens, tmp_path / "c.pt", resume=False, **{**kw, "lr": 5e-3})  # starts over
 

@@ -71,6 +71,11 @@ def lattice_size(text: str) -> int:
 GROUP_CHOICES = ("u1", "su2", "u2")
 
 
+def add_force(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an existing output, and run beyond the memory limit")
+
+
 def add_common_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
     p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
@@ -88,7 +93,7 @@ def cmd_hmc(args) -> int:
         trajectory_length=args.trajectory_length, integrator=args.integrator,
         target_acceptance=args.target_acceptance, start=args.start, seed=args.seed, device=args.device,
         dtype=args.dtype, checkpoint_interval=args.checkpoint_interval,
-        progress=not args.quiet,
+        progress=not args.quiet, force=args.force,
     )
     return 0
 
@@ -96,7 +101,7 @@ def cmd_hmc(args) -> int:
 def cmd_exact(args) -> int:
     from .exact import exact_observables
 
-    print(json.dumps(exact_observables(args.group, args.beta, args.L, args.max_loop), indent=1))
+    print(json.dumps(exact_observables(args.group, args.beta, args.L, args.max_loop, force=args.force), indent=1))
     return 0
 
 
@@ -120,7 +125,8 @@ def cmd_sample(args) -> int:
     from .samplers.settings import SampleSettings
 
     settings = settings_from_args(SampleSettings, args)
-    sample_to_file(args.model, args.out, settings, model_path=args.model, progress=not args.quiet)
+    sample_to_file(args.model, args.out, settings, model_path=args.model, progress=not args.quiet,
+                   group=args.group, force=args.force)
     return 0
 
 
@@ -209,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hot: Haar-random links (frozen chains then scatter); cold: unit links")
     p.add_argument("--checkpoint-interval", type=positive_float, default=60.0, help="seconds between checkpoints")
     add_common_device(p)
+    add_force(p)
     p.set_defaults(func=cmd_hmc)
 
     p = sub.add_parser("exact", help="exact finite-torus observables as JSON")
@@ -216,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beta", required=True, type=nonnegative_float)
     p.add_argument("--L", required=True, type=lattice_size)
     p.add_argument("--max-loop", type=positive_int, default=None)
+    add_force(p)
     p.set_defaults(func=cmd_exact)
 
     p = sub.add_parser("measure", help="measure observables of an ensemble or sample file")
@@ -257,8 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "(weighted SMC) by default, or the papers' approximate MAALA")
     p.add_argument("--model", required=True, help="trained score model (.pt, campaign.io.save_model)")
     p.add_argument("--out", required=True, help="sample file to write (HDF5)")
+    p.add_argument("--group", choices=GROUP_CHOICES, default=None,
+                   help="target group; a model of another group is refused (default: the model's)")
     add_settings_arguments(p, SampleSettings)
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_force(p)
     p.set_defaults(func=cmd_sample)
     return parser
 

@@ -86,17 +86,56 @@ def load_schema(path: str | Path | None = None) -> dict:
         return yaml.safe_load(f)
 
 
-def load_config_file(path: str | Path) -> dict:
+def _strict_loader():
+    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML silently keeps
+    the later value: a campaign would run with half of what its author wrote)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        loader.flatten_mapping(node)
+        first: dict = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            try:
+                if key in first:
+                    mark = key_node.start_mark
+                    raise ConfigError(f"{mark.name}:{mark.line + 1}: duplicate key {key!r} "
+                                      f"(first given on line {first[key]})")
+                first[key] = key_node.start_mark.line + 1
+            except TypeError:  # unhashable key: construct_mapping reports it
+                pass
+        return loader.construct_mapping(node, deep=deep)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return StrictLoader
+
+
+def load_yaml(path: str | Path):
+    """Read a YAML file strictly (no duplicate keys); errors are one ConfigError line that
+    names the file and line."""
     import yaml
 
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
         with open(path) as f:
-            data = yaml.safe_load(f)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+            return yaml.load(f, Loader=_strict_loader())  # noqa: S506 (a SafeLoader subclass)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        what = " ".join(str(x) for x in (exc.context, exc.problem) if x)
+        raise ConfigError(f"{where}: invalid YAML: {what}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
+
+
+def load_config_file(path: str | Path) -> dict:
+    path = Path(path)
+    data = load_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a campaign config is a mapping, got {type(data).__name__}")
     return data
@@ -217,17 +256,16 @@ def _semantic_errors(cfg: dict) -> list[str]:
     for gname, g in cfg["groups"].items():
         base = ("groups", gname)
         hmc = g["hmc"]
-        hmc["beta"] = [float(b) for b in hmc["beta"]]
+        hmc["beta"] = [float(b) + 0.0 for b in hmc["beta"]]  # + 0.0: -0.0 is 0 (file names say "0")
         hmc["L"] = [int(x) for x in hmc["L"]]
         for i, b in enumerate(hmc["beta"]):
-            if not math.isfinite(b):
-                errors.append(f"{key_path([*base, 'hmc', 'beta', i])}: must be finite, got {b}")
+            errors += _beta_errors(b, [*base, "hmc", "beta", i])
 
         errors += _override_errors(hmc, [*base, "hmc"], "HMC grid")
         names: dict[str, int] = {}
         for i, m in enumerate(g["models"]):
             where = [*base, "models", i]
-            m["beta0"] = float(m["beta0"])
+            m["beta0"] = float(m["beta0"]) + 0.0
             m["L0"] = int(m["L0"])
             m.setdefault("name", default_model_name(m["beta0"], m["L0"]))
             if m["name"] in names:
@@ -241,6 +279,13 @@ def _semantic_errors(cfg: dict) -> list[str]:
                     f"{key_path([*where, 'sigma_min'])}: must be smaller than sigma_max "
                     f"({m['sigma_min']} >= {m['sigma_max']})"
                 )
+            if m["warmup"] is not None and m["warmup"] > m["steps"]:
+                errors.append(f"{key_path([*where, 'warmup'])}: {m['warmup']} warm-up steps exceed steps ({m['steps']})")
+            # L-Conv offsets -(K-1)..K-1 must be distinct sites of the smallest lattice it meets
+            smallest = min([m["L0"], *[int(x) for x in g["sample"].get("L", hmc["L"])]])
+            if 2 * m["kernel_size"] - 1 > smallest:
+                errors.append(f"{key_path([*where, 'kernel_size'])}: {m['kernel_size']} spans "
+                              f"{2 * m['kernel_size'] - 1} sites, more than the lattice size L={smallest}")
             missing = []
             if m["beta0"] not in hmc["beta"]:
                 missing.append(f"add {format_beta(m['beta0'])} to {key_path([*base, 'hmc', 'beta'])}")
@@ -263,7 +308,13 @@ def _semantic_errors(cfg: dict) -> list[str]:
         lo, hi = sample["sigma_min"], sample["sigma_max"]
         if lo is not None and hi is not None and lo > hi:
             errors.append(f"{key_path([*base, 'sample', 'sigma_min'])}: exceeds sigma_max ({lo} > {hi})")
-        sample["beta"] = [float(b) for b in sample.get("beta", hmc["beta"])]
+        tail = sample.get("sigma_tail")
+        if tail is not None and hi is not None and tail > hi:
+            errors.append(f"{key_path([*base, 'sample', 'sigma_tail'])}: exceeds sigma_max ({tail} > {hi})")
+        if "beta" in sample:  # (the default, hmc.beta, is checked above)
+            for i, b in enumerate(sample["beta"]):
+                errors += _beta_errors(float(b), [*base, "sample", "beta", i])
+        sample["beta"] = [float(b) + 0.0 for b in sample.get("beta", hmc["beta"])]
         sample["L"] = [int(x) for x in sample.get("L", hmc["L"])]
         errors += _override_errors(sample, [*base, "sample"], "sample grid")
     if cfg["max_loop"] is not None and not errors:
@@ -276,6 +327,16 @@ def _semantic_errors(cfg: dict) -> list[str]:
                             f"{key_path(['groups', gname, section, 'L', i])} = {L}"
                         )
     return errors
+
+
+def _beta_errors(beta: float, where: list) -> list[str]:
+    from .bounds import BETA_MAX
+
+    if not math.isfinite(beta):
+        return [f"{key_path(where)}: must be finite, got {beta}"]
+    if beta > BETA_MAX:
+        return [f"{key_path(where)}: {beta:g} is beyond the supported range [0, {BETA_MAX:g}] (campaign.bounds)"]
+    return []
 
 
 def _override_errors(section: dict, base: list, grid_name: str) -> list[str]:

@@ -380,13 +380,19 @@ def chi_t_infinite_volume(group, beta) -> float:
 
 
 # ----------------------------------------------------------------------- summary
-def exact_observables(group, beta, L, max_loop=None) -> dict:
+def exact_observables(group, beta, L, max_loop=None, force: bool = False) -> dict:
     """{"group", "beta", "L", "plaquette", "wilson_loops": {"RxT": W} for 1 <= R, T <=
-    max_loop (default max(1, L // 2)), "chi_t" (u1, u2 only)}; plain floats."""
+    max_loop (default max(1, L // 2)), "chi_t" (u1, u2 only)}; plain floats.
+    Refuses beta beyond ``campaign.bounds.BETA_MAX`` or an estimated memory beyond the
+    limit unless ``force``."""
+    from .bounds import check_beta, check_memory, exact_memory_bytes
+
     group, beta, L = get_group(group), _check_beta(beta), _check_int(L, "L")
     max_loop = max(1, L // 2) if max_loop is None else _check_int(max_loop, "max_loop")
     if max_loop > L:
         raise ValueError(f"max_loop must not exceed L = {L}, got {max_loop}")
+    check_beta(beta, force)
+    check_memory(f"exact {group.name} beta={beta:g} L={L}", exact_memory_bytes(group.name, beta, L, max_loop), force)
     areas = sorted({r * t for r in range(1, max_loop + 1) for t in range(1, max_loop + 1)} | {1})
     by_area = dict(zip(areas, _torus_loops(group, beta, L * L, areas).tolist()))
     result = {

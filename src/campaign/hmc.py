@@ -13,7 +13,6 @@ Integrators (both second order, reversible, area preserving):
 from __future__ import annotations
 
 import math
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -152,10 +151,6 @@ class StepSizeController:
         self.n_steps = max(1, math.ceil(self.trajectory_length / math.exp(self.log_eps)))
 
 
-def _parts_dir(out: Path) -> Path:
-    return out.with_name(out.name + ".parts")
-
-
 def generate_ensemble(
     out,
     group: str,
@@ -176,6 +171,7 @@ def generate_ensemble(
     dtype: str = "float64",
     checkpoint_interval: float = 60.0,
     progress: bool = True,
+    force: bool = False,
 ) -> Path:
     """Run HMC and write an ensemble of ``n_configs`` configurations to ``out`` (HDF5).
 
@@ -183,8 +179,11 @@ def generate_ensemble(
     refreshed every ``checkpoint_interval`` seconds; rerunning the same command after a
     kill resumes from it and produces exactly the ensemble of an uninterrupted run.
     The output file appears atomically once complete, and the checkpoint is removed.
+    The job runs under ``campaign.jobs.ResumableJob`` (output lock, no overwrite unless
+    ``force``, atomic removal of the checkpoint); beta beyond ``campaign.bounds.BETA_MAX`` or
+    an estimated memory beyond the limit is refused unless ``force``.
     """
-    from . import io
+    from .jobs import ResumableJob
 
     settings = HMCSettings(
         group=str(group), beta=float(beta), L=int(L), n_configs=int(n_configs), chains=int(chains),
@@ -193,16 +192,32 @@ def generate_ensemble(
         device=str(device), dtype=str(dtype),
     )
     settings.validate()
+    from .bounds import check_beta, check_memory, hmc_memory_bytes
+
+    check_beta(settings.beta, force)
+    check_memory(f"hmc with {settings.chains} chains of L={settings.L} and {settings.n_configs} configurations",
+                 hmc_memory_bytes(get_group(settings.group).N, settings.L, settings.chains, settings.n_configs,
+                                  settings.dtype), force)
     out = Path(out)
-    parts = _parts_dir(out)
     try:
         torch_device = torch.device(settings.device)
         torch.empty(0, device=torch_device)
     except (RuntimeError, AssertionError) as exc:
         raise CampaignError(f"device {settings.device!r} is not available: {exc}") from None
-    run = HMCRun(settings, parts, torch_device)
-    wall = run.run(checkpoint_interval=checkpoint_interval, progress=progress)
-    links, chain, step, history = run.collect()
+    fingerprint = {k: v for k, v in asdict(settings).items() if k != "device"}
+    with ResumableJob(out, fingerprint, force=force, label=f"hmc {settings.group} beta={settings.beta:g}") as job:
+        run = HMCRun(settings, job.parts, torch_device)
+        wall = run.run(checkpoint_interval=checkpoint_interval, progress=progress)
+        links, chain, step, history = run.collect()
+        job.check_count(links.shape[0], settings.n_configs)
+        _write(out, run, settings, links, chain, step, history, wall)
+        job.finish()
+    return out
+
+
+def _write(out, run, settings, links, chain, step, history, wall) -> None:
+    from . import io
+
     attrs = {
         **asdict(settings),
         "algorithm": "hmc",
@@ -216,8 +231,6 @@ def generate_ensemble(
         "wall_time_s": wall,
     }
     io.write_ensemble(out, links, attrs, history=history, chain=chain, step=step)
-    shutil.rmtree(parts, ignore_errors=True)
-    return out
 
 
 class HMCRun:
@@ -268,6 +281,18 @@ class HMCRun:
         self.controller.log_eps = state["log_eps"]
         self.trajectories_done = state["trajectories_done"]
         self.n_parts = state["n_parts"]
+        missing = [k for k in range(self.n_parts) if not (self.parts / f"part_{k:05d}.pt").exists()]
+        if missing:
+            # a checkpoint half deleted by an older version of this code: unusable, start afresh
+            print(f"hmc: note: checkpoint {self.parts} lacks part {missing[0]} of its {self.n_parts}; "
+                  "starting afresh", file=sys.stderr)
+            for stale in [path, *self.parts.glob("part_*.pt")]:
+                stale.unlink()
+            self.generator.manual_seed(self.s.seed)
+            self.controller = StepSizeController(
+                self.s.trajectory_length, self.s.target_acceptance, self.s.n_leapfrog or 10)
+            self.trajectories_done, self.n_parts, self.q = 0, 0, None
+            return False
         # a part written after the last state (killed in between) is not part of it
         for extra in self.parts.glob("part_*.pt"):
             if int(extra.stem.split("_")[1]) >= self.n_parts:

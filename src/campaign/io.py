@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
+import math
 import os
+import shutil
 import platform
 import socket
 import subprocess
@@ -31,6 +34,12 @@ from . import __version__
 from .errors import CampaignError
 
 REQUIRED_ATTRS = ("group", "beta", "L", "algorithm")
+# largest |U U^dag - 1| (and |det U - 1| for SU(2)) accepted on reading, per stored precision:
+# far above what HMC, the samplers and their re-normalisation leave (1e-13, 1e-6), far below
+# any real damage (links times 2: 3; a flipped sign bit in a mantissa: 1e-3 and more)
+UNITARITY_TOLERANCE = {np.dtype(np.complex128): 1e-8, np.dtype(np.complex64): 1e-3}
+DISK_NEARLY_FULL = 1 << 20  # bytes free below which a failed write is blamed on the disk
+VALIDATE_CHUNK = 512  # configurations checked at a time (bounded extra memory)
 
 
 class EnsembleFileError(CampaignError):
@@ -55,10 +64,28 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
         # mkstemp creates 0600; outputs are shared with other users and jobs
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if _disk_full(exc, path.parent):
+            raise CampaignError(f"disk full: cannot write {path} (no space left on its file system); "
+                                "free some space and run again, the checkpoint is kept") from None
         raise
+
+
+def _disk_full(exc: BaseException, folder: Path) -> bool:
+    """Did this write fail for lack of space?  torch.save and h5py do not always keep the
+    errno (torch: "unexpected pos ..."), so a failed write on a (nearly) full file system counts."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if not isinstance(exc, (OSError, RuntimeError)):
+        return False
+    if "No space left" in str(exc) or "errno = 28" in str(exc):
+        return True
+    try:
+        return shutil.disk_usage(folder).free < DISK_NEARLY_FULL
+    except OSError:
+        return False
 
 
 def save_torch_atomic(obj, path: str | os.PathLike) -> None:
@@ -164,6 +191,14 @@ def _clean_attr(v):
     return v
 
 
+def _checksum(value: np.ndarray) -> dict:
+    """HDF5 fletcher32 checksum for every dataset that can carry one (it needs chunks, so
+    not scalars or empty arrays; strings neither): a flipped bit on disk then fails the read."""
+    if value.ndim >= 1 and value.size and value.dtype.kind in "biufc":
+        return {"fletcher32": True}
+    return {}
+
+
 def write_ensemble(
     path: str | os.PathLike,
     links,
@@ -192,18 +227,19 @@ def write_ensemble(
         with h5py.File(tmp, "w") as f:
             f.create_dataset(
                 "links", data=links, chunks=(1, *links.shape[1:]) if n else None,
-                compression="gzip", compression_opts=1, shuffle=True,
+                compression="gzip", compression_opts=1, shuffle=True, fletcher32=bool(n),
             )
-            f.create_dataset("chain", data=chain)
-            f.create_dataset("step", data=step)
+            f.create_dataset("chain", data=chain, **_checksum(chain))
+            f.create_dataset("step", data=step, **_checksum(step))
             for key, value in (datasets or {}).items():
                 value = np.asarray(value)
                 if value.shape[:1] != (n,):
                     raise ValueError(f"dataset {key!r} has shape {value.shape}, expected first axis {n}")
-                f.create_dataset(key, data=value)
+                f.create_dataset(key, data=value, **_checksum(value))
             h = f.create_group("history")
             for key, value in (history or {}).items():
-                h.create_dataset(key, data=np.asarray(value))
+                value = np.asarray(value)
+                h.create_dataset(key, data=value, **_checksum(value))
             for key, value in all_attrs.items():
                 f.attrs[key] = _clean_attr(value)
     return path
@@ -256,10 +292,19 @@ def read_ensemble(
         if L is not None and int(attrs["L"]) != int(L):
             raise EnsembleFileError(f"{path} has L={attrs['L']}, expected L={L}")
         dset = f["links"]
+        group_obj = _group_of(attrs, path)
+        lat = _lattice_size(attrs, path)
+        if not hasattr(dset, "shape"):  # an HDF5 group named "links"
+            raise EnsembleFileError(f"{path}: 'links' is not a dataset")
         shape = dset.shape
-        lat = int(attrs["L"])
         if len(shape) != 6 or shape[1:4] != (2, lat, lat):
-            raise EnsembleFileError(f"{path}: links shape {shape} does not match L={lat}")
+            raise EnsembleFileError(f"{path}: links shape {shape} does not match (n, 2, L, L, N, N) with L={lat}")
+        if shape[4:] != (group_obj.N, group_obj.N):
+            raise EnsembleFileError(f"{path}: links are {shape[4]}x{shape[5]} matrices, group {group_obj.name} "
+                                    f"has N={group_obj.N}")
+        if dset.dtype not in UNITARITY_TOLERANCE:
+            raise EnsembleFileError(f"{path}: links have dtype {dset.dtype}, expected complex64 or complex128 "
+                                    "(gauge links are unitary complex matrices)")
         try:
             sel = configs if configs is not None else slice(None)
             links = torch.from_numpy(dset[sel]) if load_links else None
@@ -271,6 +316,8 @@ def read_ensemble(
         except (OSError, KeyError) as exc:
             raise EnsembleFileError(f"{path} is truncated or corrupt: {exc}") from None
     if links is not None:
+        start = (configs.start or 0) if isinstance(configs, slice) else 0
+        validate_links(links, group_obj, f"{path}", first=start)
         if dtype is not None:
             from .groups import complex_dtype
 
@@ -280,6 +327,49 @@ def read_ensemble(
     attrs.setdefault("n_configs", shape[0])
     return Ensemble(links=links, attrs=attrs, history=history, chain=chain, step=step, path=str(path),
                     log_weights=log_weights, weight_block=weight_block)
+
+
+def _group_of(attrs: dict, path):
+    from .groups import get_group
+
+    try:
+        return get_group(str(attrs["group"]))
+    except ValueError as exc:
+        raise EnsembleFileError(f"{path}: {exc}") from None
+
+
+def _lattice_size(attrs: dict, path) -> int:
+    try:
+        lat = int(attrs["L"])
+    except (TypeError, ValueError):
+        lat = 0
+    if lat < 2 or lat != attrs["L"]:
+        raise EnsembleFileError(f"{path}: attribute L={attrs['L']!r} is not a lattice size")
+    return lat
+
+
+def validate_links(links: torch.Tensor, group, where: str, first: int = 0) -> None:
+    """Refuse links that cannot be gauge fields of ``group``: non-finite, not unitary within
+    the tolerance of their precision (UNITARITY_TOLERANCE), for SU(2) det != 1.  One line
+    naming the first bad configuration; checked in chunks, so memory stays bounded."""
+    tol = UNITARITY_TOLERANCE.get(np.dtype(str(links.dtype).replace("torch.", "")))
+    if tol is None:
+        raise EnsembleFileError(f"{where}: links have dtype {links.dtype}, expected complex64 or complex128")
+    eye = torch.eye(group.N, dtype=links.dtype, device=links.device)
+    for a in range(0, links.shape[0], VALIDATE_CHUNK):
+        U = links[a:a + VALIDATE_CHUNK]
+        finite = torch.isfinite(torch.view_as_real(U)).flatten(1).all(1)
+        if not bool(finite.all()):
+            k = a + first + int(torch.nonzero(~finite)[0])
+            raise EnsembleFileError(f"{where}: configuration {k} holds non-finite (nan or inf) links")
+        dev = (U @ U.conj().transpose(-1, -2) - eye).abs().flatten(1).amax(1)
+        if group.special:
+            dev = torch.maximum(dev, (torch.linalg.det(U) - 1).abs().flatten(1).amax(1))
+        if bool((dev > tol).any()):
+            k = int(torch.nonzero(dev > tol)[0])
+            what = "unitary with det 1" if group.special else "unitary"
+            raise EnsembleFileError(f"{where}: configuration {a + first + k} is not {what} "
+                                    f"(deviation {float(dev[k]):.3g} > tolerance {tol:g} for {links.dtype})")
 
 
 # ------------------------------------------------------------- scalar-field ensembles
@@ -311,7 +401,7 @@ def write_scalar_ensemble(path: str | os.PathLike, phi, attrs: dict, history: di
     with atomic_path(path, suffix=".h5") as tmp:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("phi", data=rows, chunks=(1, *rows.shape[1:]) if n else None,
-                             compression="gzip", compression_opts=1, shuffle=True)
+                             compression="gzip", compression_opts=1, shuffle=True, fletcher32=bool(n))
             f.create_dataset("chain", data=np.tile(np.arange(chains, dtype=np.int64), n))
             f.create_dataset("step", data=np.repeat(step, chains))
             h = f.create_group("history")
@@ -388,7 +478,23 @@ def load_model(path: str | os.PathLike, device=None, dtype=None):
             f"{path} has model format version {obj.get('format_version')}, this campaign reads up to {MODEL_FORMAT_VERSION}"
         )
     from .diffusion import ScoreModel
+    from .groups import get_group
 
+    try:
+        get_group(str(obj.get("group")))
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
+    try:
+        beta0 = float(obj.get("beta0"))
+    except (TypeError, ValueError):
+        beta0 = math.nan
+    if not (math.isfinite(beta0) and beta0 >= 0):  # 0: trained on Haar (strong coupling) data
+        raise ModelFileError(f"{path}: model beta0 must be a finite number >= 0, got {obj.get('beta0')!r}")
+    bad = [k for k, v in (obj.get("state_dict") or {}).items()
+           if torch.is_tensor(v) and (v.is_floating_point() or v.is_complex()) and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ModelFileError(f"{path}: the model's weights are not finite ({', '.join(bad[:3])}"
+                             f"{', ...' if len(bad) > 3 else ''}); it diverged in training")
     try:
         model = ScoreModel(obj["group"], obj["beta0"], obj["L0"], obj["sigma_min"], obj["sigma_max"], arch=obj["arch"])
         state = obj["state_dict"]

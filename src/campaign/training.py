@@ -11,9 +11,11 @@ cosine decay to zero or constant), gradient-norm clipping and an EMA of the weig
 Reproducibility and restarts: one ``torch.Generator`` (seeded with ``seed``) drives batch
 choice, gauge copies, sigma and noise; the weights are initialised from ``seed`` as well.
 Every ``checkpoint_interval`` seconds the state (model, EMA, optimiser, generator, step,
-loss history, wall time, settings) goes atomically to ``<out>.ckpt``; a killed run started
-again with ``resume=True`` continues from there and ends bit-identical (CPU) to an
-uninterrupted run, losing at most one interval.  The final file ``out`` (written
+loss history, wall time, settings) goes atomically to ``<out>.parts/train_state.pt``; a
+killed run started again with ``resume=True`` continues from there and ends bit-identical
+(CPU) to an uninterrupted run, losing at most one interval.  The job runs under
+``campaign.jobs.ResumableJob``: output lock, no overwrite unless ``force``, and a checkpoint
+fingerprinted with the ensemble file's sha256 (a regenerated ensemble means a fresh start).  The final file ``out`` (written
 atomically by ``campaign.io.save_model``) holds the EMA weights and everything
 ``load_model`` / the sampler need; the checkpoint is then removed.  The loss log (csv:
 step, loss, lr, wall_time, ema = bias-corrected exponential average of the loss with
@@ -26,7 +28,6 @@ import argparse
 import copy
 import csv
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -46,12 +47,14 @@ SCHEDULES = ("cosine", "constant")
 LOSS_COLUMNS = ("step", "loss", "lr", "wall_time", "ema")
 LOSS_EMA = 0.98  # smoothing of the "ema" column (bias-corrected like Adam's moments)
 # settings that must agree between a checkpoint and the run resuming it
-RESUME_KEYS = ("ensemble", "steps", "batch_size", "lr", "lr_schedule", "ema_decay", "arch",
+RESUME_KEYS = ("steps", "batch_size", "lr", "lr_schedule", "ema_decay", "arch",
                "sigma_min", "sigma_max", "gauge_augment", "seed", "dtype", "grad_clip", "warmup")
 
 
 def checkpoint_path(out) -> Path:
-    return Path(str(out) + ".ckpt")
+    from .jobs import parts_dir
+
+    return parts_dir(out) / "train_state.pt"
 
 
 def resolve_device(device) -> torch.device:
@@ -150,6 +153,7 @@ def train_model(
     grad_clip: float | None = 1.0,
     warmup: int | None = None,
     stop_after: int | None = None,
+    force: bool = False,
 ) -> Path:
     """Train a score model on ``ensemble_path`` and write it to ``out``; returns ``out``.
 
@@ -165,8 +169,9 @@ def train_model(
     dev = resolve_device(device)
     rdt = resolve_dtype(dtype)
     out = Path(out)
-    ckpt_file = checkpoint_path(out)
+    from .jobs import check_writable
 
+    check_writable(out)
     ens = io.read_ensemble(ensemble_path, dtype=rdt)
     try:
         group = get_group(ens.group)
@@ -183,133 +188,137 @@ def train_model(
     arch = {**DEFAULT_ARCH, "channels": int(channels), "layers": int(layers),
             "kernel_size": int(kernel_size), "loops": loops}
     settings = {
-        "ensemble": str(Path(ensemble_path).resolve()), "steps": steps, "batch_size": batch_size,
+        "steps": steps, "batch_size": batch_size,
         "lr": float(lr), "lr_schedule": lr_schedule, "ema_decay": float(ema_decay), "arch": arch,
         "sigma_min": float(sigma_min), "sigma_max": float(sigma_max),
         "gauge_augment": bool(gauge_augment), "seed": int(seed), "dtype": str(rdt).replace("torch.", ""),
         "grad_clip": None if grad_clip is None else float(grad_clip), "warmup": warmup,
     }
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        model = ScoreModel(group, beta0, L, sigma_min, sigma_max, arch=arch)
-    model = model.to(device=dev, dtype=rdt)
-    ema = copy.deepcopy(model)
-    for p in ema.parameters():
-        p.requires_grad_(False)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(int(seed))
+    from .jobs import ResumableJob
 
-    step, wall, rows, loss_ema = 0, 0.0, [], None
-    ema_acc = [0.0, 0]  # running average of the loss and its count (bias-corrected EMA)
-    if resume and ckpt_file.exists():
-        ck = io.load_torch(ckpt_file, what="training checkpoint")
-        if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
-            raise CampaignError(f"{ckpt_file} is not a campaign training checkpoint; remove it or use --no-resume")
-        saved = ck.get("settings", {})
-        diff = [k for k in RESUME_KEYS if saved.get(k) != settings[k]]
-        if diff:
-            detail = ", ".join(f"{k}: {saved.get(k)!r} -> {settings[k]!r}" for k in diff)
-            raise CampaignError(f"checkpoint {ckpt_file} was made with other settings ({detail}); use --no-resume to start over")
-        model.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["optimizer"])
-        gen.set_state(ck["generator"])
-        step, wall, rows, loss_ema = int(ck["step"]), float(ck["wall"]), list(ck["rows"]), ck["loss_ema"]
-        ema_acc = list(ck["loss_ema_acc"])
-        if progress:
-            print(f"train: resuming from {ckpt_file} at step {step}/{steps}", file=sys.stderr, flush=True)
+    with ResumableJob(out, settings, {"ensemble": ensemble_path}, force=force, resume=resume,
+                      label=f"train {group.name} b{beta0:g} L{L}") as job:
+        ensemble_sha256 = job.fingerprint["inputs_sha256"]["ensemble"]
+        ckpt_file = checkpoint_path(out)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            model = ScoreModel(group, beta0, L, sigma_min, sigma_max, arch=arch)
+        model = model.to(device=dev, dtype=rdt)
+        ema = copy.deepcopy(model)
+        for p in ema.parameters():
+            p.requires_grad_(False)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        gen = torch.Generator(device=dev)
+        gen.manual_seed(int(seed))
 
-    def save_checkpoint():
-        state = {
-            "format": CHECKPOINT_FORMAT, "settings": settings, "step": step, "wall": wall,
-            "rows": rows, "loss_ema": loss_ema, "loss_ema_acc": ema_acc,
-            "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
-            "generator": gen.get_state(),
+        step, wall, rows, loss_ema = 0, 0.0, [], None
+        ema_acc = [0.0, 0]  # running average of the loss and its count (bias-corrected EMA)
+        if ckpt_file.exists():
+            ck = io.load_torch(ckpt_file, what="training checkpoint")
+            if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+                raise CampaignError(f"{ckpt_file} is not a campaign training checkpoint; remove it or use --no-resume")
+            saved = ck.get("settings", {})
+            diff = [k for k in RESUME_KEYS if saved.get(k) != settings[k]]
+            if diff:
+                detail = ", ".join(f"{k}: {saved.get(k)!r} -> {settings[k]!r}" for k in diff)
+                raise CampaignError(f"checkpoint {ckpt_file} was made with different settings ({detail}); use --no-resume to start over")
+            model.load_state_dict(ck["model"])
+            ema.load_state_dict(ck["ema"])
+            opt.load_state_dict(ck["optimizer"])
+            gen.set_state(ck["generator"])
+            step, wall, rows, loss_ema = int(ck["step"]), float(ck["wall"]), list(ck["rows"]), ck["loss_ema"]
+            ema_acc = list(ck["loss_ema_acc"])
+            if progress:
+                print(f"train: resuming from {ckpt_file} at step {step}/{steps}", file=sys.stderr, flush=True)
+
+        def save_checkpoint():
+            state = {
+                "format": CHECKPOINT_FORMAT, "settings": settings, "step": step, "wall": wall,
+                "rows": rows, "loss_ema": loss_ema, "loss_ema_acc": ema_acc,
+                "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+                "generator": gen.get_state(),
+            }
+            io.save_torch_atomic(state, ckpt_file)
+            if loss_log is not None:
+                _write_loss_log(loss_log, rows)
+
+        label = f"train {group.name} b{beta0:g} L{L}"
+        bar = Progress(label, steps, enabled=progress)
+        last_ckpt = time.monotonic()
+        done_here = 0
+        model.train()
+        cdt = complex_dtype(rdt)
+        pending = []  # (step, loss tensor, lr, wall) not yet turned into floats
+
+        def flush():
+            nonlocal loss_ema
+            for s_, lt, lr_, w_ in pending:
+                v = float(lt)
+                ema_acc[0] = LOSS_EMA * ema_acc[0] + (1 - LOSS_EMA) * v
+                ema_acc[1] += 1
+                loss_ema = ema_acc[0] / (1 - LOSS_EMA ** ema_acc[1])
+                rows.append((s_, v, lr_, w_, loss_ema))
+            pending.clear()
+            if loss_ema is not None and not math.isfinite(loss_ema):
+                raise CampaignError(f"training diverged at step {step} (loss {loss_ema}); try a smaller --lr")
+
+        while step < steps and (stop_after is None or done_here < stop_after):
+            t0 = time.perf_counter()
+            cur_lr = lr_at(step, lr=lr, steps=steps, schedule=lr_schedule, warmup=warmup)
+            for g in opt.param_groups:
+                g["lr"] = cur_lr
+            idx = torch.randint(n_cfg, (batch_size,), generator=gen, device=dev)
+            U0 = data[idx].to(cdt)
+            if gauge_augment:
+                U0 = gauge_transform(U0, group.haar((batch_size, L, L), generator=gen, dtype=rdt, device=dev))
+            sigma = sample_sigma(batch_size, sigma_min, sigma_max, generator=gen, dtype=rdt, device=dev)
+            loss = dsm_loss(model, U0, sigma, generator=gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            opt.step()
+            _ema_update(ema, model, min(ema_decay, (1.0 + step) / (10.0 + step)))
+            step += 1
+            done_here += 1
+            wall += time.perf_counter() - t0
+            pending.append((step, loss.detach(), cur_lr, wall))
+            if len(pending) >= 50 or dev.type == "cpu":
+                flush()
+            bar.update(step, extra=lambda: (flush(), f"loss {loss_ema:.4f} lr {cur_lr:.2e}")[1])
+            if checkpoint_interval is not None and time.monotonic() - last_ckpt >= checkpoint_interval and step < steps:
+                flush()
+                save_checkpoint()
+                last_ckpt = time.monotonic()
+        flush()
+
+        if step < steps:  # stopped by stop_after
+            save_checkpoint()
+            return ckpt_file
+
+        bar.update(step, extra=f"loss {loss_ema:.4f}", force=True)
+        meta = {
+            "training": {
+                **settings, "ensemble": str(Path(ensemble_path).resolve()), "ensemble_sha256": ensemble_sha256,
+                "steps_done": step, "wall_time_s": wall,
+                "final_loss_ema": loss_ema, "device": str(dev),
+            },
+            "ensemble_attrs": {k: ens.attrs.get(k) for k in ("group", "beta", "L", "n_configs", "algorithm", "seed",
+                                                             "created", "code_commit", "campaign_version")
+                               if k in ens.attrs},
         }
-        io.save_torch_atomic(state, ckpt_file)
+        ema.eval()
+        io.save_model(out, ema, meta)
         if loss_log is not None:
             _write_loss_log(loss_log, rows)
-
-    label = f"train {group.name} b{beta0:g} L{L}"
-    bar = Progress(label, steps, enabled=progress)
-    last_ckpt = time.monotonic()
-    done_here = 0
-    model.train()
-    cdt = complex_dtype(rdt)
-    pending = []  # (step, loss tensor, lr, wall) not yet turned into floats
-
-    def flush():
-        nonlocal loss_ema
-        for s_, lt, lr_, w_ in pending:
-            v = float(lt)
-            ema_acc[0] = LOSS_EMA * ema_acc[0] + (1 - LOSS_EMA) * v
-            ema_acc[1] += 1
-            loss_ema = ema_acc[0] / (1 - LOSS_EMA ** ema_acc[1])
-            rows.append((s_, v, lr_, w_, loss_ema))
-        pending.clear()
-        if loss_ema is not None and not math.isfinite(loss_ema):
-            raise CampaignError(f"training diverged at step {step} (loss {loss_ema}); try a smaller --lr")
-
-    while step < steps and (stop_after is None or done_here < stop_after):
-        t0 = time.perf_counter()
-        cur_lr = lr_at(step, lr=lr, steps=steps, schedule=lr_schedule, warmup=warmup)
-        for g in opt.param_groups:
-            g["lr"] = cur_lr
-        idx = torch.randint(n_cfg, (batch_size,), generator=gen, device=dev)
-        U0 = data[idx].to(cdt)
-        if gauge_augment:
-            U0 = gauge_transform(U0, group.haar((batch_size, L, L), generator=gen, dtype=rdt, device=dev))
-        sigma = sample_sigma(batch_size, sigma_min, sigma_max, generator=gen, dtype=rdt, device=dev)
-        loss = dsm_loss(model, U0, sigma, generator=gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        opt.step()
-        _ema_update(ema, model, min(ema_decay, (1.0 + step) / (10.0 + step)))
-        step += 1
-        done_here += 1
-        wall += time.perf_counter() - t0
-        pending.append((step, loss.detach(), cur_lr, wall))
-        if len(pending) >= 50 or dev.type == "cpu":
-            flush()
-        bar.update(step, extra=lambda: (flush(), f"loss {loss_ema:.4f} lr {cur_lr:.2e}")[1])
-        if checkpoint_interval is not None and time.monotonic() - last_ckpt >= checkpoint_interval and step < steps:
-            flush()
-            save_checkpoint()
-            last_ckpt = time.monotonic()
-    flush()
-
-    if step < steps:  # stopped by stop_after
-        save_checkpoint()
-        return ckpt_file
-
-    bar.update(step, extra=f"loss {loss_ema:.4f}", force=True)
-    meta = {
-        "training": {
-            **settings, "steps_done": step, "wall_time_s": wall,
-            "final_loss_ema": loss_ema, "device": str(dev),
-        },
-        "ensemble_attrs": {k: ens.attrs.get(k) for k in ("group", "beta", "L", "n_configs", "algorithm", "seed",
-                                                         "created", "code_commit", "campaign_version")
-                           if k in ens.attrs},
-    }
-    ema.eval()
-    io.save_model(out, ema, meta)
-    if loss_log is not None:
-        _write_loss_log(loss_log, rows)
-    try:
-        os.unlink(ckpt_file)
-    except FileNotFoundError:
-        pass
-    return out
+        job.finish()
+        return out
 
 
 # ------------------------------------------------------------------------- CLI
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    from .cli import add_common_device, nonnegative_float, positive_float, positive_int
+    from .cli import add_common_device, add_force, nonnegative_float, positive_float, positive_int
 
     p.add_argument("--ensemble", required=True, help="training ensemble (HDF5, e.g. from campaign hmc)")
     p.add_argument("--out", required=True, help="model file to write (.pt)")
@@ -329,11 +338,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gauge-augment", action=argparse.BooleanOptionalAction, default=True,
                    help="random gauge copy of every training configuration")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
-                   help="continue from OUT.ckpt if present")
+                   help="continue from the checkpoint OUT.parts/ if present")
     p.add_argument("--loss-log", default=None, help="csv: step, loss, lr, wall_time, ema")
     p.add_argument("--checkpoint-interval", type=nonnegative_float, default=60.0, help="seconds between checkpoints")
     p.add_argument("--stop-after", type=positive_int, default=None, help=argparse.SUPPRESS)
     add_common_device(p)
+    add_force(p)
 
 
 def train_from_args(args) -> Path:
@@ -344,5 +354,5 @@ def train_from_args(args) -> Path:
         sigma_max=args.sigma_max, gauge_augment=args.gauge_augment, seed=args.seed,
         device=args.device, dtype=args.dtype, checkpoint_interval=args.checkpoint_interval,
         resume=args.resume, progress=not args.quiet, loss_log=args.loss_log,
-        stop_after=args.stop_after,
+        stop_after=args.stop_after, force=args.force,
     )

@@ -16,4 +16,5 @@ settings = SampleSettings(
     device=device(snakemake),  # noqa: F821
     dtype=snakemake.params.dtype,  # noqa: F821
 )
-sample_to_file(snakemake.input.model, snakemake.output[0], settings, progress=True)  # noqa: F821
+# the group wildcard is the target: a model of another group copied into its folder is refused
+sample_to_file(snakemake.input.model, snakemake.output[0], settings, group=w.group, progress=True)  # noqa: F821

@@ -14,9 +14,7 @@ integral of exp(-S_beta)).  maala files say ``approximate = true``.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import shutil
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -25,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import CampaignError
+from ..jobs import ResumableJob
 from ..progress import Progress
 from ..stats import kish_ess
 from .maala import TAIL_Q_CHANGED_WARN, run_maala_batch
@@ -33,10 +32,6 @@ from .settings import SampleSettings
 from .smc import SMCPath, initial_path, run_smc_batch
 
 PILOT_FILE = "pilot.pt"
-
-
-def parts_dir(out: Path) -> Path:
-    return out.with_name(out.name + ".parts")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -60,31 +55,41 @@ def pilot_seed(seed: int) -> int:
     return seed_from("smc-pilot", base=seed)
 
 
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def sample_to_file(model, out, settings: SampleSettings, *, model_path: str | None = None,
-                   progress: bool = True) -> Path:
+                   progress: bool = True, group: str | None = None, force: bool = False) -> Path:
     """Draw ``settings.n_samples`` configurations at (beta, L) and write them to ``out``.
 
     ``model`` is a score function (``scores.ScoreFn``) or the path of a model file
-    (``campaign.io.load_model``).  Returns the output path."""
-    from .. import io
-
+    (``campaign.io.load_model``).  ``group``: the target group; a model of another group is
+    refused (default: the model's group).  The job runs under
+    ``campaign.jobs.ResumableJob``: output lock, no overwrite unless ``force``, a
+    checkpoint fingerprinted with the model file's sha256 (a retrained model means a
+    fresh start).  Returns the output path."""
     if isinstance(model, (str, Path)):
         model_path = str(model) if model_path is None else model_path
         model = load_score_model(model)
     info = describe_model(model)
+    if group is not None and info["group"] != str(group):
+        where = f" {model_path}" if model_path is not None else ""
+        raise CampaignError(f"model{where} is a {info['group']} model; it cannot sample group {group}")
     s = replace(settings).resolve(info)
     dev = resolve_device(s.device)
     out = Path(out)
-    parts = parts_dir(out)
-    model_hash = file_sha256(model_path) if model_path is not None and Path(model_path).is_file() else "none"
+    has_file = model_path is not None and Path(model_path).is_file()
+    inputs = {"model": model_path} if has_file else {}
+    label = f"{s.method} {info['group']} beta={s.beta:g} L={s.L}"
+    with ResumableJob(out, {k: v for k, v in asdict(s).items() if k != "device"}, inputs,
+                      force=force, label=label) as job:
+        model_hash = job.fingerprint["inputs_sha256"]["model"] if has_file else "none"
+        _sample(model, out, s, info, dev, job, model_path, model_hash, label, progress)
+    return out
+
+
+def _sample(model, out: Path, s: SampleSettings, info: dict, dev, job: ResumableJob, model_path, model_hash: str,
+            label: str, progress: bool) -> None:
+    from .. import io
+
+    parts = job.parts
     fingerprint = {
         **{k: v for k, v in asdict(s).items() if k != "device"},
         "model": info, "model_path": str(model_path) if model_path is not None else "none",
@@ -92,9 +97,9 @@ def sample_to_file(model, out, settings: SampleSettings, *, model_path: str | No
     }
     sizes = s.batch_sizes
     results = _load_parts(parts, fingerprint, len(sizes))
-    label = f"{s.method} {info['group']} beta={s.beta:g} L={s.L}"
     rdtype = torch.float64 if s.dtype == "float64" else torch.float32
     score = ModelScore(model, dev, torch.complex128 if rdtype == torch.float64 else torch.complex64)
+    _probe(score, info, s, dev, rdtype, model_path)
     path = _pilot(score, s, parts, fingerprint, dev, label, progress) if s.method == "smc" else None
     total = s.steps_per_batch * len(sizes)
     bar = Progress(label, total, enabled=progress)
@@ -115,7 +120,6 @@ def sample_to_file(model, out, settings: SampleSettings, *, model_path: str | No
             part = {"samples": res.samples, "history": res.history, "eps": res.eps, "wall_s": res.wall_s}
             note = f"acc={res.history['batch_acceptance']:.2f} eps={res.eps:.3g}"
         part.update(fingerprint=fingerprint, batch=b)
-        parts.mkdir(parents=True, exist_ok=True)
         io.save_torch_atomic(part, parts / f"batch_{b:05d}.pt")
         results[b] = part
         bar.update((b + 1) * s.steps_per_batch, f"batch {b + 1}/{len(sizes)} {note}", force=True)
@@ -151,9 +155,25 @@ def sample_to_file(model, out, settings: SampleSettings, *, model_path: str | No
         "samples_per_chain": s.samples_per_chain,
         **summary,
     }
+    job.check_count(links.shape[0], s.n_samples)
     io.write_ensemble(out, links, attrs, history=history, chain=chain, step=step, datasets=datasets)
-    shutil.rmtree(parts, ignore_errors=True)
-    return out
+    job.finish()
+
+
+def _probe(score, info: dict, s: SampleSettings, dev, rdtype, model_path) -> None:
+    """Refuse a model whose score is not finite on a Haar-random configuration at the ends of
+    its noise range (weights trained to overflow, lr 1e10): it would sample with acceptance 0."""
+    from ..groups import get_group
+
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(0)  # its own generator: the batches' random streams are untouched
+    U = get_group(info["group"]).haar((1, 2, s.L, s.L), generator=gen, dtype=rdtype, device=dev)
+    for sigma in (info["sigma_min"], info["sigma_max"]):
+        out = score(U, torch.full((1,), sigma, dtype=rdtype, device=dev))
+        if not bool(torch.isfinite(torch.view_as_real(out) if out.is_complex() else out).all()):
+            where = f" {model_path}" if model_path is not None else ""
+            raise CampaignError(f"model{where} gives non-finite scores at sigma={sigma:g} on a Haar-random "
+                                "configuration; it cannot sample (retrain it)")
 
 
 def _pilot(score, s: SampleSettings, parts: Path, fingerprint: dict, dev, label: str, progress: bool) -> SMCPath:
