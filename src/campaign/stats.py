@@ -35,7 +35,9 @@ Weighted samples (``weighted_summary``)
 Importance-weighted draws (log weights w_i, e.g. from ``campaign.samplers.smc``): the
 self-normalised estimator sum_i W_i f_i / sum_i W_i, W = exp(w - max w).  Samples come in
 blocks that are independent of each other (one SMC batch each: within a batch, resampling
-makes particles share ancestors), so the error is the jackknife over blocks of that ratio;
+makes particles share ancestors), so the error is the jackknife over blocks of that ratio,
+floored by the blocks' own delta-method errors combined with their weights (a few blocks can
+agree by chance; the floor treats resampled particles as independent, so it is a lower bound);
 with one block only, the delta-method error over samples, exact only if the samples are
 independent (``independent_within_blocks``), otherwise marked unreliable.  ``ess`` is
 Kish's effective sample size (sum W)^2 / sum W^2 of the whole set; ``n_eff`` the number of
@@ -257,6 +259,16 @@ def weighted_summary(x: np.ndarray, log_weights: np.ndarray, blocks: np.ndarray 
         m = len(loo)
         error = float(math.sqrt((m - 1) / m * np.sum((loo - loo.mean()) ** 2))) if m >= 2 else math.nan
         method = f"jackknife over {k} independent blocks"
+        # With few blocks the jackknife's scatter is itself a small sample: three or four
+        # batches can agree by chance while one of them carries most of the weight.  Each
+        # block's own delta-method error (particles treated as independent, so a lower
+        # bound under resampling), combined with the blocks' weights, is a floor.
+        p_in = W / z[inv]
+        var_b = np.bincount(inv, weights=p_in * p_in * (x - (a / z)[inv]) ** 2, minlength=k)
+        floor = float(math.sqrt(np.sum((z / z.sum()) ** 2 * var_b)))
+        if not math.isfinite(error) or floor > error:
+            error = floor
+            method += " (floored by the blocks' own delta-method errors)"
         # blocks enter with their total weight (an SMC batch: its estimate of Z); when a few
         # blocks carry it all, the jackknife sees too few of them to be trusted
         k_eff = float(z.sum() ** 2 / np.sum(z * z))
