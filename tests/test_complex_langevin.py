@@ -1,0 +1,153 @@
+"""Complex Langevin (issue 19): closed-form Gaussian P(x, y), quartic moments vs quadrature,
+the boundary-term diagnostic, the HDF5 layout."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats as sstats
+
+from campaign.errors import CampaignError
+from campaign.complex_langevin import (CLSettings, Gaussian, LogGaussian, Quartic, drift_tail,
+                                       gaussian_covariance, run_cl, verdict)
+from campaign.complex_langevin.exact import gaussian_cell_probabilities, gaussian_covariance_lyapunov
+from campaign.complex_langevin.store import read_cl_ensemble, write_cl_ensemble
+
+SIGMA = 1.0 + 1.0j
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # the step loop is dominated by per-op overhead: threads only add contention
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def gaussian_run():
+    # tau_meas = 1.5 >> 1/(2 Re sigma): nearly independent rows, so the histogram chi^2 needs no tau_int
+    return run_cl(Gaussian(SIGMA), CLSettings(n_chains=4096, n_meas=12, tau_meas=1.5, tau_therm=5.0, seed=1))
+
+
+def chi2_vs_closed_form(z: np.ndarray, sigma: complex, n_bins: int = 12):
+    """Pearson chi^2 of the 2D histogram of z against the closed-form cell probabilities
+    (cells with expected count < 5 merged into one overflow cell)."""
+    x, y = z.real.ravel(), z.imag.ravel()
+    c = gaussian_covariance(SIGMA)
+    x_edges = np.linspace(-3 * math.sqrt(c[0, 0]), 3 * math.sqrt(c[0, 0]), n_bins + 1)
+    y_edges = np.linspace(-3 * math.sqrt(c[1, 1]), 3 * math.sqrt(c[1, 1]), n_bins + 1)
+    counts, _, _ = np.histogram2d(x, y, bins=[x_edges, y_edges])
+    n = len(x)
+    expected = n * gaussian_cell_probabilities(sigma, x_edges, y_edges)
+    keep = expected >= 5
+    obs = np.append(counts[keep], n - counts[keep].sum())
+    exp = np.append(expected[keep], n - expected[keep].sum())
+    chi2 = float(np.sum((obs - exp) ** 2 / exp))
+    dof = len(obs) - 1
+    return chi2, dof, float(sstats.chi2.sf(chi2, dof))
+
+
+def test_closed_form_solves_lyapunov_and_gives_one_over_sigma():
+    for sigma in (1 + 1j, 0.5 - 2j, 2 + 0.3j):
+        c = gaussian_covariance(sigma)
+        assert np.allclose(c, gaussian_covariance_lyapunov(sigma), atol=1e-12)
+        assert c[0, 0] - c[1, 1] + 2j * c[0, 1] == pytest.approx(1 / sigma, abs=1e-12)
+
+
+def test_gaussian_cl_moments_and_covariance_match_closed_form(gaussian_run):
+    z = gaussian_run["z"].numpy()
+    v = verdict(Gaussian(SIGMA), z, gaussian_run["drift_abs"].numpy(), orders=(2, 4))
+    for n in (2, 4):
+        m = v["moments"][n]
+        assert abs(m["pull_re"]) < 3 and abs(m["pull_im"]) < 3, (n, m)
+    assert v["correct"], v["statement"]
+    c = gaussian_covariance(SIGMA)
+    x, y = z.real.ravel(), z.imag.ravel()
+    # second moments of (x, y) within 3 standard errors of independent rows
+    for est, exact in ((x * x, c[0, 0]), (x * y, c[0, 1]), (y * y, c[1, 1])):
+        assert abs(est.mean() - exact) < 3 * est.std() / math.sqrt(len(est)), (est.mean(), exact)
+
+
+def test_gaussian_cl_histogram_chi2_and_power(gaussian_run):
+    z = gaussian_run["z"].numpy()
+    chi2, dof, p = chi2_vs_closed_form(z, SIGMA)
+    assert p > 1e-3, (chi2, dof)
+    # power: a slightly different sigma (|<z^2>| changes by 10%) must be rejected
+    chi2_bad, dof_bad, p_bad = chi2_vs_closed_form(z, 1.0 + 1.2j)
+    assert p_bad < 1e-6 and chi2_bad > 3 * dof_bad, (chi2_bad, dof_bad)
+
+
+def test_quartic_cl_matches_quadrature():
+    # sigma = 1 + i, lambda = 1: the model of arXiv 2412.01919 / 2510.01328 (Aarts, Giudice,
+    # Seiler 2013: P(x, y) localised in a strip, CL correct)
+    model = Quartic(1 + 1j, 1.0)
+    assert model.exact_moment(2) == pytest.approx(0.4281418767550017 - 0.1480098981683971j, abs=1e-9)
+    r = run_cl(model, CLSettings(n_chains=2048, n_meas=40, tau_meas=0.5, tau_therm=5.0, seed=2))
+    v = verdict(model, r["z"].numpy(), r["drift_abs"].numpy(), orders=(2, 4))
+    for n in (2, 4):
+        m = v["moments"][n]
+        assert abs(m["pull_re"]) < 3 and abs(m["pull_im"]) < 3, (n, m)
+        assert m["re"]["error"] < 0.01 and m["im"]["error"] < 0.01  # a real test, not a wide error bar
+    assert v["drift_tail"]["fast_decay"] and v["correct"], v["statement"]
+
+
+def test_drift_tail_separates_correct_and_failing_cl():
+    # (z + i alpha)^4 e^{-z^2/2}: a pole of the drift at -i alpha.  alpha = 1: CL visits the
+    # pole, |K| has a power-law tail and <z^2> is wrong (4.45 vs the exact 1); alpha = 8: far
+    # from the pole, a fast tail and the right answer
+    bad = LogGaussian(4, 1.0)
+    r = run_cl(bad, CLSettings(n_chains=2048, n_meas=40, tau_meas=0.5, tau_therm=5.0, seed=3))
+    v = verdict(bad, r["z"].numpy(), r["drift_abs"].numpy(), orders=(2,))
+    assert not v["drift_tail"]["fast_decay"] and not v["correct"]
+    assert v["moments"][2]["pull_re"] > 20
+    assert v["statement"].startswith("CL wrong")
+    good = LogGaussian(4, 8.0)
+    r = run_cl(good, CLSettings(n_chains=2048, n_meas=40, tau_meas=0.5, tau_therm=5.0, seed=4))
+    v = verdict(good, r["z"].numpy(), r["drift_abs"].numpy(), orders=(2,))
+    assert v["drift_tail"]["fast_decay"] and v["correct"], v["statement"]
+
+
+def test_drift_tail_slopes_of_known_tails():
+    rng = np.random.default_rng(0)
+    pareto = rng.pareto(3.0, 200_000) + 1  # S(u) = u^-3
+    t = drift_tail(pareto)
+    assert not t["fast_decay"] and t["tail_slope"] == pytest.approx(-3, abs=0.3)
+    assert drift_tail(np.abs(rng.normal(size=200_000)))["fast_decay"]
+
+
+def test_store_round_trip(tmp_path):
+    model, settings = Quartic(1 + 1j, 1.0), CLSettings(n_chains=8, n_meas=5, tau_therm=0.5)
+    r = run_cl(model, settings)
+    path = write_cl_ensemble(tmp_path / "cl.h5", model, settings, r)
+    back = read_cl_ensemble(path)
+    assert np.array_equal(back["z"], r["z"].numpy())
+    assert np.array_equal(back["drift_abs"], r["drift_abs"].numpy())
+    assert back["model"] == model and back["attrs"]["cl_n_chains"] == 8 and back["attrs"]["code_commit"]
+
+
+def test_same_seed_same_chains():
+    s = CLSettings(n_chains=16, n_meas=4, tau_therm=0.5, seed=7)
+    a, b = run_cl(Quartic(), s), run_cl(Quartic(), s)
+    assert torch.equal(a["z"], b["z"])
+
+
+def test_user_errors_are_campaign_errors():
+    with pytest.raises(CampaignError, match="Re sigma > 0"):
+        Gaussian(-1 + 1j)
+    with pytest.raises(CampaignError, match="complex number"):
+        Gaussian("one")
+    with pytest.raises(CampaignError, match="n_chains"):
+        CLSettings(n_chains=0)
+    with pytest.raises(CampaignError, match="alpha"):
+        LogGaussian(4, 0.0)
+
+
+def test_quadrature_matches_closed_form_gaussian_moments():
+    from campaign.complex_langevin.models import quadrature_moment
+
+    g = Gaussian(0.7 - 1.3j)
+    for n in (2, 4, 6):
+        assert quadrature_moment(g.weight, n) == pytest.approx(g.exact_moment(n), rel=1e-9)
