@@ -151,3 +151,27 @@ def test_quadrature_matches_closed_form_gaussian_moments():
     g = Gaussian(0.7 - 1.3j)
     for n in (2, 4, 6):
         assert quadrature_moment(g.weight, n) == pytest.approx(g.exact_moment(n), rel=1e-9)
+
+
+def test_diffusion_model_of_gaussian_cl_reproduces_closed_form(gaussian_run):
+    from campaign.complex_langevin.diagnostics import compare, independent_moment_summary
+    from campaign.complex_langevin.diffusion import (CLDiffusionSettings, as_xy, gaussian_noisy_score,
+                                                     sample_cl_diffusion, score_error, train_cl_diffusion)
+
+    model = Gaussian(SIGMA)
+    settings = CLDiffusionSettings()
+    net, losses = train_cl_diffusion(gaussian_run["z"].numpy(), settings, seed=0)
+    assert len(losses) == sum(n for _, n in settings.lr_stages)
+    z_dm = sample_cl_diffusion(net, 10_000, settings, seed=5)
+    for n in (2, 4):
+        s = independent_moment_summary(z_dm, n)
+        c = compare(s, model.exact_moment(n))
+        assert abs(c["pull_re"]) < 3 and abs(c["pull_im"]) < 3, (n, s["re"]["value"], s["im"]["value"], c)
+    assert independent_moment_summary(z_dm, 2)["re"]["error"] < 0.015  # 10^4 draws: a real test
+    # the learned score against the exact score of P * N(0, s^2) at CL sample points
+    xy = as_xy(gaussian_run["z"].numpy()[:, :500])
+    exact = gaussian_noisy_score(SIGMA)
+    assert score_error(net, exact, xy, 0.2) < 0.15
+    assert score_error(net, exact, xy, settings.sigma_min) < 0.25
+    # power: the exact score of a different sigma is far from the learned one
+    assert score_error(net, gaussian_noisy_score(1.0 + 0.5j), xy, 0.2) > 0.3
