@@ -175,3 +175,18 @@ def test_diffusion_model_of_gaussian_cl_reproduces_closed_form(gaussian_run):
     assert score_error(net, exact, xy, settings.sigma_min) < 0.25
     # power: the exact score of a different sigma is far from the learned one
     assert score_error(net, gaussian_noisy_score(1.0 + 0.5j), xy, 0.2) > 0.3
+
+
+def test_figure_writes_png(tmp_path):
+    from campaign.complex_langevin.exact import gaussian_density
+    from campaign.complex_langevin.figures import plot_cl_distribution
+
+    rng = np.random.default_rng(0)
+    c = gaussian_covariance(SIGMA)
+    xy = rng.multivariate_normal([0, 0], c, size=5000)
+    z = xy[:, 0] + 1j * xy[:, 1]
+    out = plot_cl_distribution(tmp_path / "fig" / "gauss.png", z, z[::-1],
+                               lambda x, y: gaussian_density(SIGMA, x, y), title="sigma = 1 + i")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    out2 = plot_cl_distribution(tmp_path / "two.png", z)  # CL only: one panel
+    assert out2.exists()
