@@ -190,3 +190,47 @@ def test_figure_writes_png(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     out2 = plot_cl_distribution(tmp_path / "two.png", z)  # CL only: one panel
     assert out2.exists()
+
+
+def test_cli_writes_ensemble_and_refuses_overwrite(tmp_path, capsys):
+    from campaign.cli import main
+
+    out = tmp_path / "q.h5"
+    argv = ["cl", "--model", "quartic", "--sigma", "1+1i", "--lam", "1", "--chains", "16", "--n-meas", "6",
+            "--tau-therm", "1", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    d = read_cl_ensemble(out)
+    assert d["z"].shape == (6, 16) and d["model"] == Quartic(1 + 1j, 1.0)
+    assert not (tmp_path / "q.h5.parts").exists() and not (tmp_path / "q.h5.lock").exists()
+    assert main(argv) == 1
+    assert "exists already" in capsys.readouterr().err
+    assert main(["cl", "--model", "gaussian", "--sigma=-1+1j", "--out", str(tmp_path / "g.h5")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Re sigma > 0" in err
+
+
+def test_killed_run_resumes_to_the_uninterrupted_ensemble(tmp_path):
+    from campaign.complex_langevin.job import generate_cl_ensemble
+
+    model = Gaussian(SIGMA)
+    settings = CLSettings(n_chains=32, n_meas=8, tau_therm=1.0, seed=11)
+    whole = read_cl_ensemble(generate_cl_ensemble(tmp_path / "whole.h5", model, settings, checkpoint_interval=0))
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_5(k):
+        if k == 5:
+            raise Killed
+
+    out = tmp_path / "resumed.h5"
+    with pytest.raises(Killed):
+        generate_cl_ensemble(out, model, settings, checkpoint_interval=0, on_measurement=kill_at_5)
+    assert not out.exists() and (tmp_path / "resumed.h5.parts" / "state.pt").exists()
+    resumed = read_cl_ensemble(generate_cl_ensemble(out, model, settings, checkpoint_interval=0))
+    assert np.array_equal(resumed["z"], whole["z"]) and np.array_equal(resumed["time"], whole["time"])
+    # a checkpoint of other settings is refused, not silently discarded
+    with pytest.raises(Killed):
+        generate_cl_ensemble(tmp_path / "x.h5", model, settings, checkpoint_interval=0, on_measurement=kill_at_5)
+    with pytest.raises(CampaignError, match="different settings"):
+        generate_cl_ensemble(tmp_path / "x.h5", model, CLSettings(n_chains=32, n_meas=9, tau_therm=1.0, seed=11))

@@ -1,4 +1,4 @@
-"""Command line: ``campaign {hmc,exact,measure,train,sample,phi4-hmc} ...``.
+"""Command line: ``campaign {hmc,exact,measure,train,sample,phi4-hmc,cl} ...``.
 
 The Snakemake scripts call the same library functions; this module only parses
 arguments, and turns user errors into one line on stderr with a non-zero exit.
@@ -110,6 +110,31 @@ def cmd_measure(args) -> int:
 
     summary = measure_file(args.file, args.out, max_loop=args.max_loop, summary_path=args.summary)
     print(json.dumps(summary, indent=1))
+    return 0
+
+
+def complex_number(text: str) -> complex:
+    try:
+        value = complex(text.replace(" ", "").replace("i", "j"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a complex number such as 1+1j, got {text!r}") from None
+    if not (math.isfinite(value.real) and math.isfinite(value.imag)):
+        raise argparse.ArgumentTypeError(f"expected a finite complex number, got {text!r}")
+    return value
+
+
+def cmd_cl(args) -> int:
+    from .complex_langevin.job import generate_cl_ensemble
+    from .complex_langevin.langevin import CLSettings
+    from .complex_langevin.models import make_model
+
+    params = {"gaussian": {"sigma": args.sigma}, "quartic": {"sigma": args.sigma, "lam": args.lam},
+              "log-gaussian": {"p": args.p, "alpha": args.alpha}}[args.model]
+    model = make_model(args.model, **params)
+    settings = CLSettings(n_chains=args.chains, n_meas=args.n_meas, tau_meas=args.tau_meas,
+                          tau_therm=args.tau_therm, dt0=args.dt0, k_ref=args.k_ref, seed=args.seed)
+    generate_cl_ensemble(args.out, model, settings, checkpoint_interval=args.checkpoint_interval,
+                         force=args.force, progress=not args.quiet)
     return 0
 
 
@@ -253,6 +278,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-interval", type=positive_float, default=60.0, help="seconds between checkpoints")
     add_common_device(p)
     p.set_defaults(func=cmd_phi4_hmc)
+
+    from .complex_langevin.langevin import CLSettings as _CL
+
+    p = sub.add_parser("cl", help="complex Langevin ensemble of a 0D model with a complex action "
+                       "(docs/complex_langevin.md)")
+    p.add_argument("--model", required=True, choices=("gaussian", "quartic", "log-gaussian"))
+    p.add_argument("--sigma", type=complex_number, default=complex(1, 1), help="gaussian, quartic: S = sigma z^2/2 + ... (a negative value as --sigma=-1+1j)")
+    p.add_argument("--lam", type=complex_number, default=complex(1, 0), help="quartic: + lam z^4/4")
+    p.add_argument("--p", type=positive_int, default=4, help="log-gaussian: weight (z + i alpha)^p e^{-z^2/2}")
+    p.add_argument("--alpha", type=positive_float, default=1.0, help="log-gaussian: pole at z = -i alpha")
+    p.add_argument("--out", required=True)
+    p.add_argument("--chains", type=positive_int, default=_CL.n_chains)
+    p.add_argument("--n-meas", type=positive_int, default=_CL.n_meas, help="measurements per chain")
+    p.add_argument("--tau-meas", type=positive_float, default=_CL.tau_meas, help="Langevin time between measurements")
+    p.add_argument("--tau-therm", type=nonnegative_float, default=_CL.tau_therm, help="Langevin time discarded first")
+    p.add_argument("--dt0", type=positive_float, default=_CL.dt0, help="largest step (adaptive below it)")
+    p.add_argument("--k-ref", type=positive_float, default=_CL.k_ref,
+                   help="drift magnitude where the step starts to shrink (default: mean after thermalisation)")
+    p.add_argument("--seed", type=nonnegative_int, default=_CL.seed)
+    p.add_argument("--checkpoint-interval", type=nonnegative_float, default=60.0, help="seconds between checkpoints")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_force(p)
+    p.set_defaults(func=cmd_cl)
 
     from .samplers.settings import SampleSettings
     from .training import add_train_arguments
