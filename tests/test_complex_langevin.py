@@ -234,3 +234,14 @@ def test_killed_run_resumes_to_the_uninterrupted_ensemble(tmp_path):
         generate_cl_ensemble(tmp_path / "x.h5", model, settings, checkpoint_interval=0, on_measurement=kill_at_5)
     with pytest.raises(CampaignError, match="different settings"):
         generate_cl_ensemble(tmp_path / "x.h5", model, CLSettings(n_chains=32, n_meas=9, tau_therm=1.0, seed=11))
+
+
+def test_study_without_dm_reports_verdict_table_and_figure(tmp_path):
+    from campaign.complex_langevin.study import model_label, moments_table, study
+
+    model = Quartic(1 + 1j, 1.0)
+    assert model_label(model) == "quartic: sigma = 1+1i, lam = 1+0i"
+    res = study(model, CLSettings(n_chains=256, n_meas=20, seed=5), dm=None, figure=tmp_path / "q.png")
+    assert (tmp_path / "q.png").exists() and [row["n"] for row in res["moments"]] == [2, 4]
+    table = moments_table([res]).splitlines()
+    assert len(table) == 4 and table[2].startswith("| quartic") and table[2].endswith("| - |")

@@ -3,7 +3,6 @@ samples, moments CL / DM / exact, learned-score error (Gaussian), and the figure
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -51,9 +50,20 @@ def study(model, cl: CLSettings, dm: CLDiffusionSettings | None = None, n_dm: in
 
         dens = (lambda x, y: gaussian_density(model.sigma, x, y)) if isinstance(model, Gaussian) else None
         note = f"sigma_min = {dm.sigma_min:g}" if dm is not None else ""
-        out["figure"] = str(plot_cl_distribution(figure, z, z_dm, dens, title=json.dumps(model.params()),
+        out["figure"] = str(plot_cl_distribution(figure, z, z_dm, dens, title=model_label(model),
                                                  dm_note=note))
     return out
+
+
+def model_label(model) -> str:
+    """'quartic: sigma = 1+1j, lam = 1' style label of a model."""
+    params = {k: v for k, v in model.params().items() if k != "model"}
+    for part in ("sigma", "lam"):
+        if f"{part}_re" in params:
+            params[part] = complex(params.pop(f"{part}_re"), params.pop(f"{part}_im"))
+    text = ", ".join(f"{k} = {v.real:g}{v.imag:+g}i" if isinstance(v, complex) else f"{k} = {v:g}"
+                     for k, v in params.items())
+    return f"{model.name}: {text}"
 
 
 def moments_table(results: list[dict]) -> str:
