@@ -81,7 +81,7 @@ def test_model_driven_metropolis_is_exact_on_the_free_field():
     many sigma (the power check), the Metropolis chain with the flow likelihood does not."""
     # a small random odd perturbation: a large one at sigma ~ sigma_max makes the coarse
     # Heun map fold (non-injective), where log q is no longer the density of the samples
-    net = trained_looking(Phi4Score(d=2, channels=4, layers=2), std=0.03).double().requires_grad_(False)
+    net = trained_looking(Phi4Score(d=2, channels=2, layers=1), std=0.03).double().requires_grad_(False)
     n, chains = 100, 8
     props, log_q = model_proposals(net, n, chains, seed=2)
     c = Phi4Couplings(KAPPA, 0.0)
