@@ -1,4 +1,4 @@
-"""Command line: ``campaign {hmc,exact,measure,train,sample,phi4-hmc,cl} ...``.
+"""Command line: ``campaign {hmc,exact,measure,train,sample,phi4-hmc,phi4-train,phi4-sample,cl} ...``.
 
 The Snakemake scripts call the same library functions; this module only parses
 arguments, and turns user errors into one line on stderr with a non-zero exit.
@@ -169,6 +169,25 @@ def cmd_phi4_hmc(args) -> int:
     return 0
 
 
+def cmd_phi4_train(args) -> int:
+    from .flat_diffusion import DSMSettings
+    from .phi4.jobs import Phi4NetSettings, train
+
+    train(args.ensemble, args.out, settings_from_args(DSMSettings, args), settings_from_args(Phi4NetSettings, args),
+          seed=args.seed, force=args.force, progress=not args.quiet)
+    return 0
+
+
+def cmd_phi4_sample(args) -> int:
+    from .phi4.jobs import Phi4SampleSettings, sample
+
+    s = Phi4SampleSettings(kappa=args.kappa, lam=args.lam, shape=(args.L,) * args.dims,
+                           configs_per_chain=args.configs_per_chain, chains=args.chains, flow_steps=args.flow_steps,
+                           batch=args.batch, seed=args.seed)
+    sample(args.model, args.out, s, force=args.force, progress=not args.quiet)
+    return 0
+
+
 # ------------------------------------------------------- flags from settings dataclasses
 def _integer(text: str) -> int:
     try:
@@ -279,12 +298,43 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_device(p)
     p.set_defaults(func=cmd_phi4_hmc)
 
+    from .flat_diffusion import DSMSettings
+    from .phi4.jobs import Phi4NetSettings
+
+    p = sub.add_parser("phi4-train", help="train a symmetric phi^4 score model (VE diffusion) on a phi4-hmc ensemble")
+    p.add_argument("--ensemble", required=True, help="phi^4 ensemble (HDF5, campaign phi4-hmc)")
+    p.add_argument("--out", required=True, help="model file to write (.pt)")
+    add_settings_arguments(p, DSMSettings)
+    add_settings_arguments(p, Phi4NetSettings)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_force(p)
+    p.set_defaults(func=cmd_phi4_train)
+
+    p = sub.add_parser("phi4-sample", help="exact phi^4 sampling: the model as an independence Metropolis proposal "
+                       "with its exact flow density (small V)")
+    p.add_argument("--model", required=True, help="model file from campaign phi4-train")
+    p.add_argument("--kappa", required=True, type=nonnegative_float, help="hopping parameter")
+    p.add_argument("--lam", required=True, type=nonnegative_float, help="quartic coupling lambda")
+    p.add_argument("--L", required=True, type=lattice_size, help="lattice extent in every direction")
+    p.add_argument("--dims", type=positive_int, default=2, help="lattice dimension")
+    p.add_argument("--configs-per-chain", required=True, type=positive_int)
+    p.add_argument("--chains", type=positive_int, default=8)
+    p.add_argument("--flow-steps", type=positive_int, default=16, help="Heun steps of the probability-flow map")
+    p.add_argument("--batch", type=positive_int, default=64, help="proposals per checkpointed part")
+    p.add_argument("--out", required=True, help="ensemble to write (HDF5)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_force(p)
+    p.set_defaults(func=cmd_phi4_sample)
+
     from .complex_langevin.langevin import CLSettings as _CL
 
     p = sub.add_parser("cl", help="complex Langevin ensemble of a 0D model with a complex action "
                        "(docs/complex_langevin.md)")
     p.add_argument("--model", required=True, choices=("gaussian", "quartic", "log-gaussian"))
-    p.add_argument("--sigma", type=complex_number, default=complex(1, 1), help="gaussian, quartic: S = sigma z^2/2 + ... (a negative value as --sigma=-1+1j)")
+    p.add_argument("--sigma", type=complex_number, default=complex(1, 1),
+                   help="gaussian, quartic: S = sigma z^2/2 + ... (a negative value as --sigma=-1+1j)")
     p.add_argument("--lam", type=complex_number, default=complex(1, 0), help="quartic: + lam z^4/4")
     p.add_argument("--p", type=positive_int, default=4, help="log-gaussian: weight (z + i alpha)^p e^{-z^2/2}")
     p.add_argument("--alpha", type=positive_float, default=1.0, help="log-gaussian: pole at z = -i alpha")

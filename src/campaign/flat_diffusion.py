@@ -193,11 +193,11 @@ def _per_sample_jacobian(fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     with torch.enable_grad():
         xi = x.detach().requires_grad_(True)
         y = fn(xi).reshape(B, D)
-        rows = []
-        for i in range(D):  # one vector-Jacobian product per output dimension
-            (g,) = torch.autograd.grad(y[:, i].sum(), xi, retain_graph=i < D - 1)
-            rows.append(g.reshape(B, D))
-    return y.detach().reshape(x.shape), torch.stack(rows, 1)
+        # all D vector-Jacobian products in one vectorised backward pass (vmap over the
+        # basis vectors): cotangent i is e_i for every sample
+        basis = torch.eye(D, dtype=x.dtype, device=x.device).unsqueeze(1).expand(D, B, D)
+        (g,) = torch.autograd.grad(y, xi, grad_outputs=basis, is_grads_batched=True)
+    return y.detach().reshape(x.shape), g.reshape(D, B, D).transpose(0, 1)
 
 
 def _divergence(score, x, s, method: str, probes: int, generator):
