@@ -168,6 +168,12 @@ def test_diffusion_model_of_gaussian_cl_reproduces_closed_form(gaussian_run):
         c = compare(s, model.exact_moment(n))
         assert abs(c["pull_re"]) < 3 and abs(c["pull_im"]) < 3, (n, s["re"]["value"], s["im"]["value"], c)
     assert independent_moment_summary(z_dm, 2)["re"]["error"] < 0.015  # 10^4 draws: a real test
+    # the density itself (not only holomorphic moments): the DM draws are P * N(0, sigma_min^2),
+    # a Gaussian of covariance C + sigma_min^2 1; second moments of x and y within 3 standard errors
+    c = gaussian_covariance(SIGMA) + settings.sigma_min ** 2 * np.eye(2)
+    x, y = z_dm.real, z_dm.imag
+    for est, exact in ((x * x, c[0, 0]), (x * y, c[0, 1]), (y * y, c[1, 1])):
+        assert abs(est.mean() - exact) < 3 * est.std() / math.sqrt(len(est)), (est.mean(), exact)
     # the learned score against the exact score of P * N(0, s^2) at CL sample points
     xy = as_xy(gaussian_run["z"].numpy()[:, :500])
     exact = gaussian_noisy_score(SIGMA)
