@@ -251,3 +251,18 @@ def test_study_without_dm_reports_verdict_table_and_figure(tmp_path):
     assert (tmp_path / "q.png").exists() and [row["n"] for row in res["moments"]] == [2, 4]
     table = moments_table([res]).splitlines()
     assert len(table) == 4 and table[2].startswith("| quartic") and table[2].endswith("| - |")
+
+
+def test_singular_drift_and_tiny_steps_fail_in_one_line():
+    from campaign.complex_langevin.langevin import evolve
+
+    model = LogGaussian(4, 1.0)
+    gen = torch.Generator().manual_seed(0)
+    z = torch.tensor([0.5 + 0j, -1j], dtype=torch.complex128)  # the second chain sits on the pole
+    with pytest.raises(CampaignError, match="non-finite drift"):
+        evolve(model, z, 1.0, torch.zeros(2, dtype=torch.float64), 0.02, 1.0, gen, 1e-9)
+    z = torch.tensor([0.5 + 0j, 1e-9 - 1j], dtype=torch.complex128)  # next to the pole: |K| ~ 4e9
+    with pytest.raises(CampaignError, match="dt_min"):
+        evolve(model, z, 1.0, torch.zeros(2, dtype=torch.float64), 0.02, 1.0, gen, 1e-9)
+    with pytest.raises(CampaignError, match="dt_min"):
+        CLSettings(dt0=0.02, dt_min=0.5)
