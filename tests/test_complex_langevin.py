@@ -266,3 +266,39 @@ def test_singular_drift_and_tiny_steps_fail_in_one_line():
         evolve(model, z, 1.0, torch.zeros(2, dtype=torch.float64), 0.02, 1.0, gen, 1e-9)
     with pytest.raises(CampaignError, match="dt_min"):
         CLSettings(dt0=0.02, dt_min=0.5)
+
+
+def test_too_few_samples_leave_the_tail_undetermined():
+    rng = np.random.default_rng(1)
+    t = drift_tail(np.abs(rng.normal(size=5000)))  # 1e-3 quantile: 5 samples beyond it
+    assert not t["determined"] and not t["fast_decay"]
+    z = rng.normal(size=(50, 100)) + 0j
+    v = verdict(Gaussian(1.0 + 0j), z, np.abs(z))
+    assert v["statement"].startswith("drift tail undetermined") and not v["correct"]
+
+
+def test_cli_dm_and_measure(tmp_path, capsys):
+    import json
+
+    from campaign.cli import main
+
+    cl, dm = tmp_path / "g.h5", tmp_path / "g_dm.h5"
+    assert main(["cl", "--model", "gaussian", "--chains", "64", "--n-meas", "10", "--out", str(cl), "--quiet"]) == 0
+    # a deliberately tiny DM (the physics test is test_diffusion_model_...): the pipeline only
+    from campaign.complex_langevin import job
+    from campaign.complex_langevin.diffusion import CLDiffusionSettings
+
+    job.train_and_sample(cl, dm, CLDiffusionSettings(lr_stages=((3e-3, 20),), hidden=8, sample_steps=10),
+                         n_samples=300)
+    d = read_cl_ensemble(dm)
+    assert d["z"].shape == (1, 300) and d["attrs"]["independent"] and d["attrs"]["algorithm"] == "diffusion-model"
+    assert main(["cl-measure", str(cl), "--summary", str(tmp_path / "s.json"), "--figure", str(tmp_path / "f.png"),
+                 "--compare", str(dm)]) == 0
+    assert "<z^2>" in capsys.readouterr().out
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert set(s["moments"]) == {"2", "4"} and (tmp_path / "f.png").exists()
+    assert main(["cl-measure", str(dm)]) == 0
+    assert main(["cl-measure", str(tmp_path / "missing.h5")]) == 1
+    assert main(["cl-dm", "--ensemble", str(cl), "--out", str(dm)]) == 1  # exists already
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("error:" in line for line in err)

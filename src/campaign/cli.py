@@ -1,4 +1,4 @@
-"""Command line: ``campaign {hmc,exact,measure,train,sample,phi4-hmc,phi4-train,phi4-sample,cl} ...``.
+"""Command line: ``campaign {hmc,exact,measure,train,sample,phi4-hmc,phi4-train,phi4-sample,cl,cl-dm,cl-measure} ...``.
 
 The Snakemake scripts call the same library functions; this module only parses
 arguments, and turns user errors into one line on stderr with a non-zero exit.
@@ -123,11 +123,20 @@ def complex_number(text: str) -> complex:
     return value
 
 
+def _one_thread() -> None:
+    """0D models: per-operation overhead dominates, so more threads only add contention
+    (measured: a CL step 15x slower with two threads on a loaded 2-core machine)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def cmd_cl(args) -> int:
     from .complex_langevin.job import generate_cl_ensemble
     from .complex_langevin.langevin import CLSettings
     from .complex_langevin.models import make_model
 
+    _one_thread()
     params = {"gaussian": {"sigma": args.sigma}, "quartic": {"sigma": args.sigma, "lam": args.lam},
               "log-gaussian": {"p": args.p, "alpha": args.alpha}}[args.model]
     model = make_model(args.model, **params)
@@ -135,6 +144,30 @@ def cmd_cl(args) -> int:
                           tau_therm=args.tau_therm, dt0=args.dt0, k_ref=args.k_ref, seed=args.seed)
     generate_cl_ensemble(args.out, model, settings, checkpoint_interval=args.checkpoint_interval,
                          force=args.force, progress=not args.quiet)
+    return 0
+
+
+def cmd_cl_dm(args) -> int:
+    from .complex_langevin.diffusion import CLDiffusionSettings
+    from .complex_langevin.job import train_and_sample
+
+    _one_thread()
+    settings = CLDiffusionSettings(sigma_min=args.sigma_min, sigma_max=args.sigma_max, hidden=args.hidden,
+                                   sample_steps=args.sample_steps)
+    train_and_sample(args.ensemble, args.out, settings, n_samples=args.n_samples, seed=args.seed,
+                     force=args.force, progress=not args.quiet)
+    return 0
+
+
+def cmd_cl_measure(args) -> int:
+    from .complex_langevin.job import measure
+
+    res = measure(args.file, summary=args.summary, figure=args.figure, compare=args.compare)
+    if "statement" in res:
+        print(res["statement"])
+    for n, m in res["moments"].items():
+        print(f"<z^{n}> = {m['re']['value']:.5f}({m['re']['error']:.5f}) + i {m['im']['value']:.5f}"
+              f"({m['im']['error']:.5f})   exact {m['exact_re']:.5f} + i {m['exact_im']:.5f}")
     return 0
 
 
@@ -351,6 +384,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     add_force(p)
     p.set_defaults(func=cmd_cl)
+
+    from .complex_langevin.diffusion import CLDiffusionSettings as _DM
+
+    p = sub.add_parser("cl-dm", help="train a diffusion model on a CL ensemble and write its draws (same layout)")
+    p.add_argument("--ensemble", required=True, help="CL ensemble (HDF5, campaign cl)")
+    p.add_argument("--out", required=True, help="DM sample file to write (HDF5)")
+    p.add_argument("--n-samples", type=positive_int, default=10_000)
+    p.add_argument("--sigma-min", type=positive_float, default=_DM.sigma_min,
+                   help="smallest noise level (holomorphic moments do not depend on it)")
+    p.add_argument("--sigma-max", type=positive_float, default=_DM.sigma_max)
+    p.add_argument("--hidden", type=positive_int, default=_DM.hidden, help="MLP width")
+    p.add_argument("--sample-steps", type=positive_int, default=_DM.sample_steps, help="Heun levels of the sampler")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_force(p)
+    p.set_defaults(func=cmd_cl_dm)
+
+    p = sub.add_parser("cl-measure", help="moments <z^n> vs exact and the CL correctness verdict of a CL or DM file")
+    p.add_argument("file")
+    p.add_argument("--summary", default=None, help="write the JSON summary here")
+    p.add_argument("--figure", default=None, help="write the P(x, y) figure here (.png)")
+    p.add_argument("--compare", default=None, help="DM sample file for the figure's middle panel")
+    p.set_defaults(func=cmd_cl_measure)
 
     from .samplers.settings import SampleSettings
     from .training import add_train_arguments

@@ -75,7 +75,7 @@ def drift_tail(drift_abs: np.ndarray) -> dict:
     steep = slopes[-1] / slopes[0] if len(slopes) >= 2 and slopes[0] < 0 else math.nan
     return {"n": n, "quantiles": [q for q, _ in points], "u_at_quantile": [u_ for _, u_ in points],
             "loglog_slopes": slopes, "tail_slope": slopes[-1] if slopes else math.nan,
-            "tail_steepening": steep,
+            "tail_steepening": steep, "determined": bool(math.isfinite(steep)),
             "fast_decay": bool(math.isfinite(steep) and steep >= STEEPENING_MIN)}
 
 
@@ -87,7 +87,11 @@ def verdict(model, z: np.ndarray, drift_abs: np.ndarray, orders=(2, 4), n_replic
         moments[n] = {**s, **compare(s, model.exact_moment(n))}
     tail = drift_tail(drift_abs)
     agrees = all(m["agrees"] for m in moments.values())
-    if agrees and tail["fast_decay"]:
+    if not tail["determined"]:
+        n_min = int(math.ceil(MIN_TAIL_COUNT / TAIL_QUANTILES[2]))
+        text = (f"drift tail undetermined ({tail['n']} samples, the criterion needs >= {n_min}); moments "
+                + ("agree with" if agrees else "disagree with") + " the exact values")
+    elif agrees and tail["fast_decay"]:
         text = "CL correct: moments agree with the exact values and the drift distribution decays faster than a power"
     elif not agrees and not tail["fast_decay"]:
         text = ("CL wrong: moments disagree with the exact values, and the drift distribution has a power-law "

@@ -89,3 +89,69 @@ def _load(parts_dir: Path, fingerprint: dict, label: str):
                     n_steps=int(saved["n_steps"]), rng_state=saved["rng_state"])
     print(f"{label}: resuming from {parts_dir} at measurement {saved['n_done']}", file=sys.stderr)
     return state, parts, int(saved["n_done"])
+
+
+def train_and_sample(ensemble, out, dm_settings, n_samples: int = 10_000, seed: int = 0,
+                     force: bool = False, progress: bool = False) -> Path:
+    """Train a diffusion model on the CL ensemble file and write ``n_samples`` independent
+    draws to ``out`` in the same layout (one row per draw: n_meas = 1, chains = n_samples,
+    ``drift_abs`` = |K(z)| of the model at the draw), algorithm ``diffusion-model``.  Training
+    takes seconds, so the job is not checkpointed, but it runs under ResumableJob (lock, no
+    overwrite, input fingerprint)."""
+    from ..jobs import ResumableJob
+    from .diffusion import sample_cl_diffusion, train_cl_diffusion
+    from .store import DM_ALGORITHM, read_cl_ensemble
+
+    if int(n_samples) < 1:
+        raise CampaignError(f"n_samples must be >= 1, got {n_samples}")
+    out = Path(out)
+    settings = {**{f"dm_{k}": v for k, v in dm_settings.asdict().items()}, "dm_n_samples": int(n_samples),
+                "dm_seed": int(seed)}
+    with ResumableJob(out, settings, {"CL ensemble": ensemble}, force=force, label="cl-dm") as job:
+        cl = read_cl_ensemble(ensemble)
+        model = cl["model"]
+        if progress:
+            print(f"cl-dm: training on {cl['z'].size} CL samples of {cl['attrs']['model']}", file=sys.stderr)
+        net, losses = train_cl_diffusion(cl["z"], dm_settings, seed=seed)
+        z = torch.from_numpy(sample_cl_diffusion(net, int(n_samples), dm_settings, seed=seed + 1))[None, :]
+        result = {"z": z, "drift_abs": model.drift(z).abs(), "time": torch.zeros(1, dtype=torch.float64)}
+        write_cl_ensemble(out, model, {**settings, "dm_final_loss": float(sum(losses[-100:]) / len(losses[-100:]))},
+                          result, algorithm=DM_ALGORITHM,
+                          extra_attrs={"independent": True, "trained_on": str(ensemble),
+                                       "trained_on_sha256": job.fingerprint["inputs_sha256"]["CL ensemble"]})
+        job.finish()
+    return out
+
+
+def measure(path, summary=None, figure=None, compare=None) -> dict:
+    """Verdict and moments of a CL ensemble (chain statistics) or DM sample file (independent
+    draws); optionally a JSON summary and the side-by-side figure (``compare``: a DM file
+    drawn in the middle panel)."""
+    import json
+
+    from .diagnostics import compare as compare_exact
+    from .diagnostics import independent_moment_summary, verdict
+    from .exact import gaussian_density
+    from .figures import plot_cl_distribution
+    from .models import Gaussian
+    from .store import read_cl_ensemble
+
+    d = read_cl_ensemble(path)
+    model = d["model"]
+    if d["attrs"].get("independent"):
+        moments = {}
+        for n in (2, 4):
+            s = independent_moment_summary(d["z"], n)
+            moments[n] = {**s, **compare_exact(s, model.exact_moment(n))}
+        res = {"model": model.params(), "moments": moments, "independent": True}
+    else:
+        res = verdict(model, d["z"], d["drift_abs"])
+    res["file"] = str(path)
+    if figure is not None:
+        z_dm = read_cl_ensemble(compare)["z"] if compare is not None else None
+        dens = (lambda x, y: gaussian_density(model.sigma, x, y)) if isinstance(model, Gaussian) else None
+        res["figure"] = str(plot_cl_distribution(figure, d["z"], z_dm, dens))
+    if summary is not None:
+        with io.atomic_path(Path(summary), suffix=".json") as tmp:
+            tmp.write_text(json.dumps(res, indent=1, default=str))
+    return res

@@ -23,19 +23,26 @@ from ..io import EnsembleFileError
 from .models import model_from_params
 
 THEORY = "complex-langevin-0d"
+ALGORITHM = "complex-langevin-heun-adaptive"
+DM_ALGORITHM = "diffusion-model"  # independent draws of a DM trained on a CL ensemble
 
 
-def write_cl_ensemble(path: str | os.PathLike, model, settings, result: dict) -> Path:
+def write_cl_ensemble(path: str | os.PathLike, model, settings, result: dict, algorithm: str = ALGORITHM,
+                      extra_attrs: dict | None = None) -> Path:
+    """``settings``: a CLSettings (stored as cl_* attributes) or, for samples that are not a CL
+    run, any dict of settings (stored under their own names); ``result``: {"z": complex
+    (n_meas, chains), "drift_abs", "time": (n_meas,), "k_ref", "n_steps"}."""
     import h5py
 
     z = result["z"].numpy() if torch.is_tensor(result["z"]) else np.asarray(result["z"])
     k = result["drift_abs"].numpy() if torch.is_tensor(result["drift_abs"]) else np.asarray(result["drift_abs"])
     n_meas, chains = z.shape
     xy = np.stack([z.real, z.imag], axis=-1).reshape(n_meas * chains, 2)
-    attrs = {**io.provenance(), "theory": THEORY, "algorithm": "complex-langevin-heun-adaptive",
-             **model.params(), **{f"cl_{k_}": v for k_, v in settings.asdict().items()},
-             "k_ref": float(result["k_ref"]), "n_steps": int(result["n_steps"]),
-             "chains": chains, "n_configs": n_meas * chains}
+    stored = ({f"cl_{k_}": v for k_, v in settings.asdict().items()} if hasattr(settings, "asdict")
+              else dict(settings))
+    attrs = {**io.provenance(), "theory": THEORY, "algorithm": algorithm, **model.params(), **stored,
+             "k_ref": float(result.get("k_ref", float("nan"))), "n_steps": int(result.get("n_steps", 0)),
+             "chains": chains, "n_configs": n_meas * chains, **(extra_attrs or {})}
     path = Path(path)
     with io.atomic_path(path, suffix=".h5") as tmp:
         with h5py.File(tmp, "w") as f:
