@@ -35,6 +35,14 @@ class Phi4NetSettings:
     kernel_size: int = 3
     c: float = 1.0  # scale of the N(0, c^2) skip: the untrained model
 
+    def validate(self) -> None:
+        if self.channels < 1 or self.layers < 1:
+            raise CampaignError(f"channels and layers must be >= 1, got {self.channels}, {self.layers}")
+        if self.kernel_size < 1 or self.kernel_size % 2 != 1:
+            raise CampaignError(f"kernel size must be odd (centred on the site), got {self.kernel_size}")
+        if not (math.isfinite(self.c) and self.c > 0):
+            raise CampaignError(f"the skip scale c must be > 0, got {self.c}")
+
 
 def train(ensemble, out, dsm: fd.DSMSettings, net_settings: Phi4NetSettings, seed: int = 0, *,
           force: bool = False, progress: bool = True) -> Path:
@@ -42,6 +50,7 @@ def train(ensemble, out, dsm: fd.DSMSettings, net_settings: Phi4NetSettings, see
     from ..io import read_scalar_ensemble, save_torch_atomic
 
     dsm.validate()
+    net_settings.validate()
     settings = {"dsm": asdict(dsm), "net": asdict(net_settings), "seed": seed}
     with ResumableJob(out, settings, {"ensemble": ensemble}, force=force, label="phi4-train") as job:
         ens = read_scalar_ensemble(ensemble)
