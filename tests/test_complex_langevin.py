@@ -302,3 +302,13 @@ def test_cli_dm_and_measure(tmp_path, capsys):
     assert main(["cl-dm", "--ensemble", str(cl), "--out", str(dm)]) == 1  # exists already
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all("error:" in line for line in err)
+
+
+def test_reading_a_foreign_file_is_one_line_error(tmp_path):
+    import h5py
+
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as f:
+        f["phi"] = np.zeros(3)
+    with pytest.raises(CampaignError, match="not a complex Langevin ensemble"):
+        read_cl_ensemble(path)

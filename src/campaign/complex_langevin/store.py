@@ -66,7 +66,8 @@ def read_cl_ensemble(path: str | os.PathLike) -> dict:
     path = Path(path)
     with io._open_h5(path) as f:
         if f.attrs.get("theory") != THEORY or "z" not in f:
-            raise EnsembleFileError(f"{path} is not a complex Langevin ensemble (theory attribute {THEORY!r} and dataset 'z')")
+            raise EnsembleFileError(f"{path} is not a complex Langevin ensemble "
+                                    f"(theory attribute {THEORY!r} and dataset 'z')")
         attrs = {k: io._attr_value(v) for k, v in f.attrs.items()}
         try:
             xy = f["z"][()]
