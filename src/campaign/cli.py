@@ -1,4 +1,4 @@
-"""Command line: ``campaign {hmc,exact,measure,train,sample,phi4-hmc} ...``.
+"""Command line: ``campaign {hmc,exact,measure,train,sample,phi4-hmc,phi4-train,phi4-sample,cl,cl-dm,cl-measure} ...``.
 
 The Snakemake scripts call the same library functions; this module only parses
 arguments, and turns user errors into one line on stderr with a non-zero exit.
@@ -113,6 +113,64 @@ def cmd_measure(args) -> int:
     return 0
 
 
+def complex_number(text: str) -> complex:
+    try:
+        value = complex(text.replace(" ", "").replace("i", "j"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a complex number such as 1+1j, got {text!r}") from None
+    if not (math.isfinite(value.real) and math.isfinite(value.imag)):
+        raise argparse.ArgumentTypeError(f"expected a finite complex number, got {text!r}")
+    return value
+
+
+def _one_thread() -> None:
+    """0D models: per-operation overhead dominates, so more threads only add contention
+    (measured: a CL step 15x slower with two threads on a loaded 2-core machine)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def cmd_cl(args) -> int:
+    from .complex_langevin.job import generate_cl_ensemble
+    from .complex_langevin.langevin import CLSettings
+    from .complex_langevin.models import make_model
+
+    _one_thread()
+    params = {"gaussian": {"sigma": args.sigma}, "quartic": {"sigma": args.sigma, "lam": args.lam},
+              "log-gaussian": {"p": args.p, "alpha": args.alpha}}[args.model]
+    model = make_model(args.model, **params)
+    settings = CLSettings(n_chains=args.chains, n_meas=args.n_meas, tau_meas=args.tau_meas,
+                          tau_therm=args.tau_therm, dt0=args.dt0, k_ref=args.k_ref, seed=args.seed)
+    generate_cl_ensemble(args.out, model, settings, checkpoint_interval=args.checkpoint_interval,
+                         force=args.force, progress=not args.quiet)
+    return 0
+
+
+def cmd_cl_dm(args) -> int:
+    from .complex_langevin.diffusion import CLDiffusionSettings
+    from .complex_langevin.job import train_and_sample
+
+    _one_thread()
+    settings = CLDiffusionSettings(sigma_min=args.sigma_min, sigma_max=args.sigma_max, hidden=args.hidden,
+                                   sample_steps=args.sample_steps)
+    train_and_sample(args.ensemble, args.out, settings, n_samples=args.n_samples, seed=args.seed,
+                     force=args.force, progress=not args.quiet)
+    return 0
+
+
+def cmd_cl_measure(args) -> int:
+    from .complex_langevin.job import measure
+
+    res = measure(args.file, summary=args.summary, figure=args.figure, compare=args.compare)
+    if "statement" in res:
+        print(res["statement"])
+    for n, m in res["moments"].items():
+        print(f"<z^{n}> = {m['re']['value']:.5f}({m['re']['error']:.5f}) + i {m['im']['value']:.5f}"
+              f"({m['im']['error']:.5f})   exact {m['exact_re']:.5f} + i {m['exact_im']:.5f}")
+    return 0
+
+
 def cmd_train(args) -> int:
     from .training import train_from_args
 
@@ -141,6 +199,25 @@ def cmd_phi4_hmc(args) -> int:
         dtype=args.dtype,
     )
     generate_ensemble(args.out, settings, checkpoint_interval=args.checkpoint_interval, progress=not args.quiet)
+    return 0
+
+
+def cmd_phi4_train(args) -> int:
+    from .flat_diffusion import DSMSettings
+    from .phi4.jobs import Phi4NetSettings, train
+
+    train(args.ensemble, args.out, settings_from_args(DSMSettings, args), settings_from_args(Phi4NetSettings, args),
+          seed=args.seed, force=args.force, progress=not args.quiet)
+    return 0
+
+
+def cmd_phi4_sample(args) -> int:
+    from .phi4.jobs import Phi4SampleSettings, sample
+
+    s = Phi4SampleSettings(kappa=args.kappa, lam=args.lam, shape=(args.L,) * args.dims,
+                           configs_per_chain=args.configs_per_chain, chains=args.chains, flow_steps=args.flow_steps,
+                           batch=args.batch, seed=args.seed)
+    sample(args.model, args.out, s, force=args.force, progress=not args.quiet)
     return 0
 
 
@@ -253,6 +330,83 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-interval", type=positive_float, default=60.0, help="seconds between checkpoints")
     add_common_device(p)
     p.set_defaults(func=cmd_phi4_hmc)
+
+    from .flat_diffusion import DSMSettings
+    from .phi4.jobs import Phi4NetSettings
+
+    p = sub.add_parser("phi4-train", help="train a symmetric phi^4 score model (VE diffusion) on a phi4-hmc ensemble")
+    p.add_argument("--ensemble", required=True, help="phi^4 ensemble (HDF5, campaign phi4-hmc)")
+    p.add_argument("--out", required=True, help="model file to write (.pt)")
+    add_settings_arguments(p, DSMSettings)
+    add_settings_arguments(p, Phi4NetSettings)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_force(p)
+    p.set_defaults(func=cmd_phi4_train)
+
+    p = sub.add_parser("phi4-sample", help="exact phi^4 sampling: the model as an independence Metropolis proposal "
+                       "with its exact flow density (small V)")
+    p.add_argument("--model", required=True, help="model file from campaign phi4-train")
+    p.add_argument("--kappa", required=True, type=nonnegative_float, help="hopping parameter")
+    p.add_argument("--lam", required=True, type=nonnegative_float, help="quartic coupling lambda")
+    p.add_argument("--L", required=True, type=lattice_size, help="lattice extent in every direction")
+    p.add_argument("--dims", type=positive_int, default=2, help="lattice dimension")
+    p.add_argument("--configs-per-chain", required=True, type=positive_int)
+    p.add_argument("--chains", type=positive_int, default=8)
+    p.add_argument("--flow-steps", type=positive_int, default=16, help="Heun steps of the probability-flow map")
+    p.add_argument("--batch", type=positive_int, default=64, help="proposals per checkpointed part")
+    p.add_argument("--out", required=True, help="ensemble to write (HDF5)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_force(p)
+    p.set_defaults(func=cmd_phi4_sample)
+
+    from .complex_langevin.langevin import CLSettings as _CL
+
+    p = sub.add_parser("cl", help="complex Langevin ensemble of a 0D model with a complex action "
+                       "(docs/complex_langevin.md)")
+    p.add_argument("--model", required=True, choices=("gaussian", "quartic", "log-gaussian"))
+    p.add_argument("--sigma", type=complex_number, default=complex(1, 1),
+                   help="gaussian, quartic: S = sigma z^2/2 + ... (a negative value as --sigma=-1+1j)")
+    p.add_argument("--lam", type=complex_number, default=complex(1, 0), help="quartic: + lam z^4/4")
+    p.add_argument("--p", type=positive_int, default=4, help="log-gaussian: weight (z + i alpha)^p e^{-z^2/2}")
+    p.add_argument("--alpha", type=positive_float, default=1.0, help="log-gaussian: pole at z = -i alpha")
+    p.add_argument("--out", required=True)
+    p.add_argument("--chains", type=positive_int, default=_CL.n_chains)
+    p.add_argument("--n-meas", type=positive_int, default=_CL.n_meas, help="measurements per chain")
+    p.add_argument("--tau-meas", type=positive_float, default=_CL.tau_meas, help="Langevin time between measurements")
+    p.add_argument("--tau-therm", type=nonnegative_float, default=_CL.tau_therm, help="Langevin time discarded first")
+    p.add_argument("--dt0", type=positive_float, default=_CL.dt0, help="largest step (adaptive below it)")
+    p.add_argument("--k-ref", type=positive_float, default=_CL.k_ref,
+                   help="drift magnitude where the step starts to shrink (default: mean after thermalisation)")
+    p.add_argument("--seed", type=nonnegative_int, default=_CL.seed)
+    p.add_argument("--checkpoint-interval", type=nonnegative_float, default=60.0, help="seconds between checkpoints")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_force(p)
+    p.set_defaults(func=cmd_cl)
+
+    from .complex_langevin.diffusion import CLDiffusionSettings as _DM
+
+    p = sub.add_parser("cl-dm", help="train a diffusion model on a CL ensemble and write its draws (same layout)")
+    p.add_argument("--ensemble", required=True, help="CL ensemble (HDF5, campaign cl)")
+    p.add_argument("--out", required=True, help="DM sample file to write (HDF5)")
+    p.add_argument("--n-samples", type=positive_int, default=10_000)
+    p.add_argument("--sigma-min", type=positive_float, default=_DM.sigma_min,
+                   help="smallest noise level (holomorphic moments do not depend on it)")
+    p.add_argument("--sigma-max", type=positive_float, default=_DM.sigma_max)
+    p.add_argument("--hidden", type=positive_int, default=_DM.hidden, help="MLP width")
+    p.add_argument("--sample-steps", type=positive_int, default=_DM.sample_steps, help="Heun levels of the sampler")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_force(p)
+    p.set_defaults(func=cmd_cl_dm)
+
+    p = sub.add_parser("cl-measure", help="moments <z^n> vs exact and the CL correctness verdict of a CL or DM file")
+    p.add_argument("file")
+    p.add_argument("--summary", default=None, help="write the JSON summary here")
+    p.add_argument("--figure", default=None, help="write the P(x, y) figure here (.png)")
+    p.add_argument("--compare", default=None, help="DM sample file for the figure's middle panel")
+    p.set_defaults(func=cmd_cl_measure)
 
     from .samplers.settings import SampleSettings
     from .training import add_train_arguments
