@@ -101,7 +101,9 @@ def _sample(model, out: Path, s: SampleSettings, info: dict, dev, job: Resumable
     score = ModelScore(model, dev, torch.complex128 if rdtype == torch.float64 else torch.complex64)
     _probe(score, info, s, dev, rdtype, model_path)
     path = _pilot(score, s, parts, fingerprint, dev, label, progress) if s.method == "smc" else None
-    total = s.steps_per_batch * len(sizes)
+    # the pilot may move steps between levels (step_allocation), so count what will run
+    per_batch = int(path.steps.sum()) + s.tail_steps if path is not None else s.steps_per_batch
+    total = per_batch * len(sizes)
     bar = Progress(label, total, enabled=progress)
     if results and progress:
         print(f"{label}: resuming with {len(results)}/{len(sizes)} batches done", file=sys.stderr)
@@ -111,18 +113,18 @@ def _sample(model, out: Path, s: SampleSettings, info: dict, dev, job: Resumable
         gen = torch.Generator(device=dev)
         gen.manual_seed(batch_seed(s.seed, b))
         if s.method == "smc":
-            res = run_smc_batch(score, s, path, size, gen, dev, bar, b * s.steps_per_batch)
+            res = run_smc_batch(score, s, path, size, gen, dev, bar, b * per_batch)
             part = {"samples": res.samples, "log_weights": res.log_weights, "log_z": res.log_z,
                     "history": res.history, "wall_s": res.wall_s}
             note = f"ESS/N={kish_ess(res.log_weights) / size:.2f} log_z={res.log_z:.2f}"
         else:
-            res = run_maala_batch(score, s, size, gen, dev, bar, b * s.steps_per_batch)
+            res = run_maala_batch(score, s, size, gen, dev, bar, b * per_batch)
             part = {"samples": res.samples, "history": res.history, "eps": res.eps, "wall_s": res.wall_s}
             note = f"acc={res.history['batch_acceptance']:.2f} eps={res.eps:.3g}"
         part.update(fingerprint=fingerprint, batch=b)
         io.save_torch_atomic(part, parts / f"batch_{b:05d}.pt")
         results[b] = part
-        bar.update((b + 1) * s.steps_per_batch, f"batch {b + 1}/{len(sizes)} {note}", force=True)
+        bar.update((b + 1) * per_batch, f"batch {b + 1}/{len(sizes)} {note}", force=True)
 
     if s.method == "smc":
         links, chain, step, history, summary, datasets = _assemble_smc(s, sizes, results, path)
