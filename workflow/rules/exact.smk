@@ -8,6 +8,6 @@ rule exact:
         "logs/exact/{group}/b{beta}_L{L}.log",
     params:
         max_loop=config["max_loop"],
-    threads: 1
+    threads: THREADS["exact"]
     script:
         "../scripts/exact.py"

@@ -12,6 +12,9 @@ rule measure:
         "logs/measure/{group}/{source}/b{beta}_L{L}.log",
     params:
         max_loop=config["max_loop"],
-    threads: 1
+    threads: THREADS["measure"]
+    resources:
+        mem_mb=mem_mb_for(measure_cost),
+        runtime=runtime_for(measure_cost),
     script:
         "../scripts/measure.py"
