@@ -23,7 +23,8 @@ from _snakemake import REPO, SNAKEFILE, job_counts, write_config
 
 pytestmark = pytest.mark.slurm
 
-SLURM_RULES = ("hmc", "exact", "measure", "train", "sample")  # localrules run in the driver
+SLURM_RULES = ("hmc", "measure", "train", "sample")  # localrules (exact, ...) run in the driver
+SINGLE_RULES = ("hmc", "train", "sample")  # one SLURM job per job; measure goes in bundles
 USABLE = ("idle", "mix", "alloc", "comp")
 
 
@@ -96,12 +97,14 @@ TINY = {
 
 
 def slurm_job_ids(workdir: Path) -> dict[str, list[str]]:
-    """{rule: [job ids]} from the plugin's kept logs .snakemake/slurm_logs/rule_<r>/.../<id>.log"""
+    """{rule or group: [job ids]} from the plugin's kept logs
+    .snakemake/slurm_logs/rule_<rule>/.../<id>.log and group_<group id>_<rules>/<id>.log"""
     out: dict[str, list[str]] = {}
-    for log in (workdir / ".snakemake/slurm_logs").glob("rule_*/**/*.log"):
-        rule = log.relative_to(workdir / ".snakemake/slurm_logs").parts[0][len("rule_"):]
+    for log in (workdir / ".snakemake/slurm_logs").glob("*/**/*.log"):
+        top = log.relative_to(workdir / ".snakemake/slurm_logs").parts[0]
+        name = top[len("rule_"):] if top.startswith("rule_") else top[len("group_"):]
         if re.fullmatch(r"\d+", log.stem):
-            out.setdefault(rule, []).append(log.stem)
+            out.setdefault(name, []).append(log.stem)
     return out
 
 
@@ -137,8 +140,13 @@ def test_tiny_campaign_on_slurm(tmp_path):
 
     # every non-local job went through sbatch: one kept SLURM log (named by job id) each
     counts = job_counts(res.stdout)
-    for rule in SLURM_RULES:
+    for rule in SINGLE_RULES:
         assert len(ids.get(rule, [])) == counts[rule], (rule, ids, counts)
+    # measure: one bundle per (group, source, L) -- here the HMC ensemble and the sample
+    bundles = {name: js for name, js in ids.items() if name.startswith("measure_")}
+    assert sorted(bundles) == ["measure_u1_from_b1_L4_L4_measure", "measure_u1_hmc_L4_measure"], ids
+    assert all(len(js) == 1 for js in bundles.values()), bundles
+    assert counts["measure"] == 2 and "exact" not in ids, (counts, ids)
     submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", res.stdout))
     assert submitted == {j for js in ids.values() for j in js}, (submitted, ids)
     # the GPU stages asked SLURM for a GPU (visible while the cluster remembers the job)

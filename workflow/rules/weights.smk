@@ -90,6 +90,9 @@ rule weights_train:
         train=lambda w: weights_train_settings(config, w.wmodel),
         seed=weights_seed,
         dtype=config["dtype"],
+    # seconds each: on a cluster they go out in bundles per model (profiles/default)
+    group:
+        "weights_train_{wmodel}"
     threads: 1
     script:
         "../scripts/weights_train.py"
