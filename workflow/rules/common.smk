@@ -264,3 +264,89 @@ def mem_mb_for(cost):
 def gpu_for_device(w):
     """One GPU for the GPU stages unless the jobs run on the CPU (see job_device)."""
     return 1 if job_device() == "cuda" else 0
+
+
+# ------------------------------------------------------------------ figures
+def figure_files():
+    return [FIGURE_DIR]
+
+
+def figure_captions(w):
+    """{stem: caption} from campaign.figures.captions (imported only when needed)."""
+    from campaign.figures import captions
+
+    return captions(groups=list(config["groups"]))
+
+
+# ------------------------------------------------------------------ weights campaign (docs/weights.md)
+from campaign.weights.config import (
+    figure_names as weights_figure_names,
+    model_settings as weights_model_settings,
+    run_points as weights_run_points,
+    train_settings as weights_train_settings,
+)
+
+WEIGHTS_RUN = "results/weights/runs/{wmodel}/lr{lr}_B{B}_s{wseed}.h5"
+WEIGHTS_SPECTRA = "results/weights/spectra/{wmodel}.json"
+WEIGHTS_HIST = "results/weights/spectra/{wmodel}_hist.csv"
+WEIGHTS_TABLE = "results/weights/temperatures.csv"
+WEIGHTS_FIGURE = "results/weights/figures/{wfigure}.png"
+
+
+wildcard_constraints:
+    wmodel="teacher_student|rbm|nanogpt",
+    lr=r"[0-9][0-9.e+-]*",
+    B=r"[0-9]+",
+    wseed=r"[0-9]+",
+    wfigure="temperature_collapse|stationary_density|spacing_wigner|nanogpt_marchenko_pastur",
+
+
+
+
+def weights_run_files(model=None):
+    return [
+        WEIGHTS_RUN.format(wmodel=p.model, lr=p.lr_text, B=p.batch_size, wseed=p.seed)
+        for p in weights_run_points(config)
+        if model is None or p.model == model
+    ]
+
+
+def weights_models(models=None):
+    """The models of the weights section (optionally only those in ``models``)."""
+    present = list(config.get("weights", {}).get("models", {}))
+    return [m for m in present if models is None or m in models]
+
+
+def weights_targets():
+    """Everything the weights section of the config asks for (added to all_targets)."""
+    if not config.get("weights"):
+        return []
+    return [
+        *weights_run_files(),
+        *[WEIGHTS_SPECTRA.format(wmodel=m) for m in weights_models()],
+        WEIGHTS_TABLE,
+        *[WEIGHTS_FIGURE.format(wfigure=f) for f in weights_figure_names(config)],
+    ]
+
+
+def weights_seed(w):
+    return seed_from("weights", w.wmodel, float(w.lr), int(w.B), int(w.wseed), base=config["seed"])
+
+
+def weights_figure_inputs(w):
+    from campaign.weights.config import FIGURES
+
+    models = FIGURES[w.wfigure]
+    inputs = {
+        "summaries": [WEIGHTS_SPECTRA.format(wmodel=m) for m in weights_models(models)],
+        "hists": [WEIGHTS_HIST.format(wmodel=m) for m in weights_models(models)],
+    }
+    if w.wfigure == "temperature_collapse":
+        inputs["table"] = WEIGHTS_TABLE
+    return inputs
+
+
+def weights_figure_caption(w):
+    from campaign.weights.figures import captions
+
+    return captions()

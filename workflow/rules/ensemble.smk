@@ -16,5 +16,7 @@ rule hmc:
         gpu=gpu_for_device,
         mem_mb=mem_mb_for(hmc_cost),
         runtime=runtime_for(hmc_cost),
+    conda:
+        "../envs/campaign.yaml"
     script:
         "../scripts/hmc.py"

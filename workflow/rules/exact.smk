@@ -9,5 +9,7 @@ rule exact:
     params:
         max_loop=config["max_loop"],
     threads: THREADS["exact"]
+    conda:
+        "../envs/campaign.yaml"
     script:
         "../scripts/exact.py"

@@ -3,17 +3,6 @@
 # PNG with its caption as <stem>.rst; the PNGs go into the report with their captions.
 
 
-def figure_files():
-    return [FIGURE_DIR]
-
-
-def figure_captions(w):
-    """{stem: caption} from campaign.figures.captions (imported only when needed)."""
-    from campaign.figures import captions
-
-    return captions(groups=list(config["groups"]))
-
-
 rule figures:
     input:
         table=SUMMARY_TABLE,
@@ -32,5 +21,7 @@ rule figures:
     params:
         groups=list(config["groups"]),
         captions=figure_captions,
+    conda:
+        "../envs/campaign.yaml"
     script:
         "../scripts/figures.py"

@@ -22,5 +22,7 @@ rule measure:
     resources:
         mem_mb=mem_mb_for(measure_cost),
         runtime=runtime_for(measure_cost),
+    conda:
+        "../envs/campaign.yaml"
     script:
         "../scripts/measure.py"

@@ -18,5 +18,7 @@ rule sample:
         gpu=gpu_for_device,
         mem_mb=mem_mb_for(sample_cost),
         runtime=runtime_for(sample_cost),
+    conda:
+        "../envs/campaign.yaml"
     script:
         "../scripts/sample.py"

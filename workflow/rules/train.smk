@@ -18,5 +18,7 @@ rule train:
         gpu=gpu_for_device,
         mem_mb=mem_mb_for(train_cost),
         runtime=runtime_for(train_cost),
+    conda:
+        "../envs/campaign.yaml"
     script:
         "../scripts/train.py"
