@@ -224,3 +224,18 @@ def test_lint_clean(tmp_path):
     every rule has a conda env and a log, functions live in common.smk."""
     res = run_snakemake("--lint", workdir=tmp_path)
     assert res.returncode == 0 and "Lints for" not in res.stdout, res.stdout[-4000:]
+
+
+def test_every_figure_is_a_target(tmp_path):
+    """A dry run lists every figure file; one figure is a target of its own and pulls in only
+    what it draws (the loss curves: the training ensembles and training, no measurement)."""
+    from campaign.figures import figure_stems
+
+    res = run_snakemake("-n", workdir=tmp_path)
+    assert res.returncode == 0, res.stdout[-3000:]
+    for stem in figure_stems(["u1", "su2", "u2"]):
+        for ext in ("pdf", "png"):
+            assert f"results/figures/{stem}.{ext}" in res.stdout, stem
+    res = run_snakemake("-n", "results/figures/training_loss.pdf", workdir=tmp_path)
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert job_counts(res.stdout) == {"hmc": 3, "train": 3, "figures": 1}, job_counts(res.stdout)

@@ -23,7 +23,9 @@ MEASURE_TABLE = "results/measure/{group}/{source}/b{beta}_L{L}.csv"
 MEASURE_SUMMARY = "results/measure/{group}/{source}/b{beta}_L{L}.json"
 SUMMARY_TABLE = "results/tables/summary.csv"
 CONFIG_COPY = "results/config.yaml"
-FIGURE_DIR = "results/figures"
+FIGURE_PDF = "results/figures/{figure}.pdf"
+FIGURE_PNG = "results/figures/{figure}.png"
+FIGURE_CAPTION = "results/figures/{figure}.rst"
 
 
 wildcard_constraints:
@@ -267,8 +269,32 @@ def gpu_for_device(w):
 
 
 # ------------------------------------------------------------------ figures
+def figure_names():
+    """One figure per file stem (campaign.figures.figure_stems), from the config's groups."""
+    from campaign.figures import figure_stems
+
+    return figure_stems(list(config["groups"]))
+
+
 def figure_files():
-    return [FIGURE_DIR]
+    return [FIGURE_PDF.format(figure=f) for f in figure_names()] + [
+        FIGURE_PNG.format(figure=f) for f in figure_names()
+    ]
+
+
+def figure_inputs(w):
+    """What one figure reads: the campaign table, and the per-configuration tables (topology)
+    or the training loss logs (training_loss) where it draws them."""
+    from campaign.figures import NEEDS_LOSS, NEEDS_NO_TABLE, NEEDS_PER_CONFIG
+
+    inputs = {"per_config": [], "loss": []}
+    if w.figure not in NEEDS_NO_TABLE:
+        inputs["table"] = SUMMARY_TABLE
+    if w.figure in NEEDS_PER_CONFIG:
+        inputs["per_config"] = measure_files(MEASURE_TABLE)
+    if w.figure in NEEDS_LOSS:
+        inputs["loss"] = model_files(LOSS)
+    return inputs
 
 
 def figure_captions(w):

@@ -3,8 +3,7 @@
 # Coulomb-gas temperature and level statistics (one job per model: the analysis of one
 # point takes a fraction of a second, a job's start several seconds), the points table and
 # one target per figure.
-# Figures go to results/weights/figures/: results/figures is the gauge `figures` rule's
-# directory output, and Snakemake forbids outputs inside another rule's directory.
+# Figures go to results/weights/figures/, apart from the gauge figures in results/figures.
 
 localrules: weights_collect, weights_figure
 
