@@ -56,7 +56,8 @@ include: "workflow/rules/weights.smk"
 report: "workflow/report/workflow.rst"
 
 
-localrules: all, campaign_config, collect, figures
+# exact runs in the driver: the character expansion takes milliseconds, a SLURM job minutes
+localrules: all, campaign_config, collect, exact, figures
 
 
 rule all:

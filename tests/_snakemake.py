@@ -57,6 +57,8 @@ def job_counts(output: str) -> dict[str, int]:
 
 def expected_counts(cfg: dict) -> dict[str, int]:
     """Jobs a fresh run of a config must schedule, from campaign.config's points."""
+    from campaign.figures import figure_stems
+
     cfg = validate_config(cfg)
     n_ens, n_samples = len(ensemble_points(cfg)), len(sample_points(cfg))
     counts = {
@@ -67,7 +69,7 @@ def expected_counts(cfg: dict) -> dict[str, int]:
         "train": len(model_entries(cfg)),
         "sample": n_samples,
         "collect": 1,
-        "figures": 1,
+        "figures": len(figure_stems(list(cfg["groups"]))),  # one job per figure file
         "all": 1,
         **weights_counts(cfg),
     }

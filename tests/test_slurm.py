@@ -3,7 +3,7 @@
 Needs a running cluster with GPU gres, e.g. the one-node cluster of ``.ci/slurm.sh start``
 (fake GPUs); skips with the reason otherwise.  The profile is profiles/slurm with the
 test-cluster settings of shared/DESIGN.md: squeue as status command (no accounting), a
-7 s status tick, no account, small resources.
+7 s status tick, no account, small runtime and memory; GPU requests come from the rules.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from _snakemake import REPO, SNAKEFILE, job_counts, write_config
 
 pytestmark = pytest.mark.slurm
 
-SLURM_RULES = ("hmc", "exact", "measure", "train", "sample")  # localrules run in the driver
+SLURM_RULES = ("hmc", "measure", "train", "sample")  # localrules (exact, ...) run in the driver
+SINGLE_RULES = ("hmc", "train", "sample")  # one SLURM job per job; measure goes in bundles
 USABLE = ("idle", "mix", "alloc", "comp")
 
 
@@ -57,25 +58,25 @@ def default_partition() -> str | None:
 
 
 def slurm_test_profile(directory: Path) -> Path:
-    """profiles/slurm adapted to a test cluster (see shared/DESIGN.md)."""
+    """profiles/slurm adapted to a test cluster (see shared/DESIGN.md).  No account: the
+    test cluster has no accounting, so the plugin's guess fails and it submits without -A
+    (slurm-no-account is a no-op in plugin 2.x).  The GPU requests come from the rules;
+    runtime, memory and threads are shrunk to fit the one-node cluster."""
     prof = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    assert "set-resources" not in prof and "set-threads" not in prof, "resources belong in the rules"
     prof.update({
         "slurm-status-command": "squeue",           # no accounting: sacct would wait forever
         "slurm-init-seconds-before-status-checks": 7,  # also the idle poll tick (plugin 2.8)
-        "slurm-no-account": True,
         "slurm-keep-successful-logs": True,
         "retries": 0,
         "latency-wait": 10,
         "jobs": 4,
     })
-    small = {"runtime": 10, "mem_mb": 1000, "cpus_per_task": 1}
-    prof["default-resources"] = {**small}
     partition = default_partition()
     if partition:
-        prof["default-resources"]["slurm_partition"] = partition
-    for res in prof["set-resources"].values():
-        res.update(small)  # keeps gpu: 1 of the GPU stages
-    prof["set-threads"] = {rule: 1 for rule in prof.get("set-threads", {})}
+        prof["default-resources"] = {"slurm_partition": partition}
+    prof["set-resources"] = {rule: {"runtime": 10, "mem_mb": 1000} for rule in SLURM_RULES}
+    prof["set-threads"] = {rule: 1 for rule in SLURM_RULES}
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.yaml").write_text(yaml.safe_dump(prof, sort_keys=False))
     return directory
@@ -96,12 +97,14 @@ TINY = {
 
 
 def slurm_job_ids(workdir: Path) -> dict[str, list[str]]:
-    """{rule: [job ids]} from the plugin's kept logs .snakemake/slurm_logs/rule_<r>/.../<id>.log"""
+    """{rule or group: [job ids]} from the plugin's kept logs
+    .snakemake/slurm_logs/rule_<rule>/.../<id>.log and group_<group id>_<rules>/<id>.log"""
     out: dict[str, list[str]] = {}
-    for log in (workdir / ".snakemake/slurm_logs").glob("rule_*/**/*.log"):
-        rule = log.relative_to(workdir / ".snakemake/slurm_logs").parts[0][len("rule_"):]
+    for log in (workdir / ".snakemake/slurm_logs").glob("*/**/*.log"):
+        top = log.relative_to(workdir / ".snakemake/slurm_logs").parts[0]
+        name = top[len("rule_"):] if top.startswith("rule_") else top[len("group_"):]
         if re.fullmatch(r"\d+", log.stem):
-            out.setdefault(rule, []).append(log.stem)
+            out.setdefault(name, []).append(log.stem)
     return out
 
 
@@ -137,8 +140,13 @@ def test_tiny_campaign_on_slurm(tmp_path):
 
     # every non-local job went through sbatch: one kept SLURM log (named by job id) each
     counts = job_counts(res.stdout)
-    for rule in SLURM_RULES:
+    for rule in SINGLE_RULES:
         assert len(ids.get(rule, [])) == counts[rule], (rule, ids, counts)
+    # measure: one bundle per (group, source, L) -- here the HMC ensemble and the sample
+    bundles = {name: js for name, js in ids.items() if name.startswith("measure_")}
+    assert sorted(bundles) == ["measure_u1_from_b1_L4_L4_measure", "measure_u1_hmc_L4_measure"], ids
+    assert all(len(js) == 1 for js in bundles.values()), bundles
+    assert counts["measure"] == 2 and "exact" not in ids, (counts, ids)
     submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", res.stdout))
     assert submitted == {j for js in ids.values() for j in js}, (submitted, ids)
     # the GPU stages asked SLURM for a GPU (visible while the cluster remembers the job)

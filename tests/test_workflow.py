@@ -3,12 +3,14 @@ cluster, config errors before any job, and a tiny local end-to-end run."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import stat
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from _snakemake import REPO, config_file, expected_counts, job_counts, run_snakemake, write_config
 
@@ -37,9 +39,10 @@ def test_campaigns_exist():
     assert len(CAMPAIGNS) >= 2
 
 
-def test_dry_run_slurm_profile_without_cluster(tmp_path):
-    """The SLURM profile plans the campaign without a cluster: every SLURM command is
-    replaced by a stub that records its call and fails."""
+def fake_slurm(tmp_path: Path) -> tuple[dict, Path]:
+    """Env whose SLURM commands are stubs that record their call and fail."""
+    import os
+
     bin_dir = tmp_path / "fake-bin"
     bin_dir.mkdir()
     called = tmp_path / "called"
@@ -47,13 +50,32 @@ def test_dry_run_slurm_profile_without_cluster(tmp_path):
         stub = bin_dir / cmd
         stub.write_text(f"#!/bin/sh\necho {cmd} >> {called}\nexit 1\n")
         stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
-    import os
+    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}, called
 
+
+def job_resources(output: str) -> dict[tuple[str, str], dict[str, str]]:
+    """{(rule, wildcards): {resource: value}} from a dry run's job blocks."""
+    out = {}
+    for block in re.split(r"\n(?=rule \w+:)", output):
+        rule = re.match(r"rule (\w+):", block)
+        res = re.search(r"^\s+resources: (.*)$", block, re.M)
+        if rule and res:
+            wc = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+            out[(rule.group(1), wc.group(1) if wc else "")] = dict(
+                kv.split("=", 1) for kv in res.group(1).split(", ") if "=" in kv
+            )
+    return out
+
+
+def test_dry_run_slurm_profile_without_cluster(tmp_path):
+    """The SLURM profile plans the campaign without a cluster: every SLURM command is
+    replaced by a stub that records its call and fails."""
+    env, called = fake_slurm(tmp_path)
     work = tmp_path / "work"
     work.mkdir()
     res = run_snakemake(
         "-n", "--profile", REPO / "profiles" / "slurm", workdir=work,
-        env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
+        env=env,
     )
     assert res.returncode == 0, res.stdout[-3000:]
     # the slurm plugin reads "scontrol show config" when it loads (for its status-command
@@ -64,6 +86,30 @@ def test_dry_run_slurm_profile_without_cluster(tmp_path):
     # GPU stages ask for a GPU, with the profile's runtime
     train_block = res.stdout.split("rule train:", 1)[1].split("\n\n", 1)[0]
     assert "gpu=1" in train_block and "runtime=" in train_block
+
+
+def test_resources_come_from_the_rules(tmp_path):
+    """profiles/slurm names no job sizes; the rules ask for a GPU for every GPU stage of the
+    paper campaign (device auto on a cluster) and for more time on the larger lattice."""
+    prof = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    assert not {"set-resources", "set-threads", "default-resources"} & set(prof), prof
+    env, _ = fake_slurm(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    res = run_snakemake("-n", "--profile", REPO / "profiles" / "slurm", "--configfile",
+                        REPO / "campaigns/u1_physics_conditioned.yaml", workdir=work, env=env)
+    assert res.returncode == 0, res.stdout[-3000:]
+    jobs = job_resources(res.stdout)
+    for (rule, wc), r in jobs.items():
+        if rule in ("hmc", "train", "sample"):
+            assert r.get("gpu") == "1", (rule, wc, r)
+        if rule in ("hmc", "train", "sample", "measure"):
+            assert int(r["runtime"]) >= 10 and int(r["mem_mb"]) >= 1000, (rule, wc, r)
+        if rule == "measure":
+            assert r.get("gpu", "0") == "0", (rule, wc, r)
+    small = jobs[("sample", "group=u1, model=b1_L16, beta=7, L=16")]
+    large = jobs[("sample", "group=u1, model=b1_L16, beta=7, L=32")]
+    assert int(large["runtime"]) > int(small["runtime"]), (small, large)
 
 
 BAD = [
@@ -171,3 +217,25 @@ def test_tiny_campaign_end_to_end(tmp_path):
     html = (tmp_path / "report.html").read_text(errors="replace")
     for name in ("wilson_loops", "training_loss", "summary.csv", "config.yaml"):
         assert name in html, name
+
+
+def test_lint_clean(tmp_path):
+    """snakemake --lint finds nothing (it exits 1 and prints "Lints for ..." when it does):
+    every rule has a conda env and a log, functions live in common.smk."""
+    res = run_snakemake("--lint", workdir=tmp_path)
+    assert res.returncode == 0 and "Lints for" not in res.stdout, res.stdout[-4000:]
+
+
+def test_every_figure_is_a_target(tmp_path):
+    """A dry run lists every figure file; one figure is a target of its own and pulls in only
+    what it draws (the loss curves: the training ensembles and training, no measurement)."""
+    from campaign.figures import figure_stems
+
+    res = run_snakemake("-n", workdir=tmp_path)
+    assert res.returncode == 0, res.stdout[-3000:]
+    for stem in figure_stems(["u1", "su2", "u2"]):
+        for ext in ("pdf", "png"):
+            assert f"results/figures/{stem}.{ext}" in res.stdout, stem
+    res = run_snakemake("-n", "results/figures/training_loss.pdf", workdir=tmp_path)
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert job_counts(res.stdout) == {"hmc": 3, "train": 3, "figures": 1}, job_counts(res.stdout)

@@ -26,6 +26,8 @@ training_loss               training loss vs optimiser step, one curve per model
 =========================  ==============================================================
 
 and returns ``{figure name: [paths]}`` (keys ``FIGURES``; every figure as PDF and PNG).
+``figure_stems(groups)`` lists the stems; ``only=`` draws a subset (the workflow makes one
+figure per job, so each file is a target of its own).
 A stage that has not run yet gives a figure that says "no data yet" instead of an error.
 
 Captions: ``captions(L=None, groups=...)`` returns ``{stem: text}``; ``make_figures`` also
@@ -123,6 +125,21 @@ _LOOP_RE = re.compile(r"^W_(\d+)x(\d+)$")
 
 
 # ---------------------------------------------------------------------- captions
+def figure_stems(groups) -> list[str]:
+    """The file stems ``make_figures`` writes for a campaign with these groups, in order
+    (one ``beta_extrapolation_<g>`` per group; a placeholder without groups)."""
+    groups = [str(g).lower() for g in groups]
+    extrapolation = [f"beta_extrapolation_{g}" for g in groups] or ["beta_extrapolation"]
+    return ["wilson_loops", *extrapolation, "diffusion_sampler", "topology",
+            "autocorrelation_cost", "training_loss"]
+
+
+# the inputs each figure reads besides the campaign table (the Snakemake rule asks for them)
+NEEDS_PER_CONFIG = ("topology",)
+NEEDS_LOSS = ("training_loss",)
+NEEDS_NO_TABLE = ("training_loss",)
+
+
 def captions(L: int | None = None, groups=GROUP_ORDER) -> dict[str, str]:
     """Caption text per figure stem (``beta_extrapolation_<g>`` for each group)."""
     at_L = f"L = {L}" if L is not None else "one lattice size"
@@ -937,12 +954,16 @@ def make_figures(
     exact_curves: bool = True,
     formats=("pdf", "png"),
     write_captions: bool = True,
+    only=None,
 ) -> dict[str, list[Path]]:
     """Write every figure into ``outdir``; returns {figure name: [paths]} (module doc).
 
     ``L``: lattice size of the single-L figures (default ``choose_L``); ``groups``: groups
     that get a ``beta_extrapolation_<g>`` figure (default: those in the table);
-    ``exact_curves``: compute dense exact curves with campaign.exact."""
+    ``exact_curves``: compute dense exact curves with campaign.exact; ``only``: draw just
+    these stems (``figure_stems``), e.g. one figure as a Snakemake target."""
+    if only is not None:
+        only = {only} if isinstance(only, str) else set(only)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     df = _load_table(table)
@@ -952,8 +973,10 @@ def make_figures(
     caps = captions(L, groups or GROUP_ORDER)
     out: dict[str, list[Path]] = {}
 
-    def emit(name, stem, fig):
-        out.setdefault(name, []).extend(_save(fig, outdir, stem, formats))
+    def emit(name, stem, draw):
+        if only is not None and stem not in only:
+            return  # not asked for: not drawn
+        out.setdefault(name, []).extend(_save(draw(), outdir, stem, formats))
         if write_captions:
             from .io import atomic_path
 
@@ -962,15 +985,16 @@ def make_figures(
                 tmp.write_text(_caption_rst(text))
 
     with plt.rc_context(STYLE):
-        emit("wilson_loops", "wilson_loops", fig_wilson_loops(df, L, exact_curves))
+        emit("wilson_loops", "wilson_loops", lambda: fig_wilson_loops(df, L, exact_curves))
         if groups:
             for g in groups:
-                emit("beta_extrapolation", f"beta_extrapolation_{g}", fig_beta_extrapolation(df, g, exact_curves))
+                emit("beta_extrapolation", f"beta_extrapolation_{g}",
+                     lambda g=g: fig_beta_extrapolation(df, g, exact_curves))
         else:
             caps["beta_extrapolation"] = "Extrapolation in beta (no data yet)."
-            emit("beta_extrapolation", "beta_extrapolation", _no_data("Extrapolation in beta", "empty table"))
-        emit("diffusion_sampler", "diffusion_sampler", fig_diffusion_sampler(df))
-        emit("topology", "topology", fig_topology(df, per_config, L))
-        emit("autocorrelation_cost", "autocorrelation_cost", fig_autocorrelation_cost(df))
-        emit("training_loss", "training_loss", fig_training_loss(loss_logs))
+            emit("beta_extrapolation", "beta_extrapolation", lambda: _no_data("Extrapolation in beta", "empty table"))
+        emit("diffusion_sampler", "diffusion_sampler", lambda: fig_diffusion_sampler(df))
+        emit("topology", "topology", lambda: fig_topology(df, per_config, L))
+        emit("autocorrelation_cost", "autocorrelation_cost", lambda: fig_autocorrelation_cost(df))
+        emit("training_loss", "training_loss", lambda: fig_training_loss(loss_logs))
     return out

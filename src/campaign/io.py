@@ -15,6 +15,7 @@ Configurations are stored in production order: measurement-major, chain-minor.
 from __future__ import annotations
 
 import contextlib
+import functools
 import datetime as _dt
 import errno
 import math
@@ -122,8 +123,39 @@ def _git_commit() -> str:
     return "unknown"
 
 
+def _nvidia_driver() -> str | None:
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = out.stdout.split()
+    return lines[0] if out.returncode == 0 and lines else None
+
+
+@functools.lru_cache(maxsize=1)
+def cluster_facts() -> dict:
+    """Where a job ran, as far as it can tell: SLURM job id and node, GPU model, CUDA
+    runtime and driver version.  Only the facts present (none on a laptop without SLURM
+    or GPU); the same for the life of the process."""
+    facts = {}
+    for key, var in (("slurm_job_id", "SLURM_JOB_ID"), ("slurm_array_task_id", "SLURM_ARRAY_TASK_ID"),
+                     ("slurm_node", "SLURMD_NODENAME")):
+        if os.environ.get(var):
+            facts[key] = os.environ[var]
+    if torch.cuda.is_available():
+        facts["gpu_model"] = torch.cuda.get_device_name(0)
+        facts["cuda_version"] = str(torch.version.cuda)
+        driver = _nvidia_driver()
+        if driver:
+            facts["cuda_driver_version"] = driver
+    return facts
+
+
 def provenance() -> dict:
-    """Who, when and with what code an output was made."""
+    """Who, when, where and with what code an output was made."""
     return {
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "campaign_version": __version__,
@@ -131,6 +163,7 @@ def provenance() -> dict:
         "torch_version": str(torch.__version__),
         "python_version": platform.python_version(),
         "host": socket.gethostname(),
+        **cluster_facts(),
     }
 
 

@@ -5,8 +5,12 @@
 rule campaign_config:
     output:
         report(CONFIG_COPY, caption="../report/config.rst", category="Configuration"),
+    log:
+        "logs/campaign_config.log",
     params:
         config=lambda w: config,
+    conda:
+        "../envs/campaign.yaml"
     script:
         "../scripts/write_config.py"
 
@@ -19,5 +23,7 @@ rule collect:
         report(SUMMARY_TABLE, caption="../report/summary_table.rst", category="Tables"),
     log:
         "logs/collect.log",
+    conda:
+        "../envs/campaign.yaml"
     script:
         "../scripts/collect.py"

@@ -11,6 +11,12 @@ rule hmc:
         settings=hmc_params,
         seed=seed_for("hmc"),
         dtype=config["dtype"],
-    threads: 1
+    threads: THREADS["hmc"]
+    resources:
+        gpu=gpu_for_device,
+        mem_mb=mem_mb_for(hmc_cost),
+        runtime=runtime_for(hmc_cost),
+    conda:
+        "../envs/campaign.yaml"
     script:
         "../scripts/hmc.py"

@@ -8,6 +8,8 @@ rule exact:
         "logs/exact/{group}/b{beta}_L{L}.log",
     params:
         max_loop=config["max_loop"],
-    threads: 1
+    threads: THREADS["exact"]
+    conda:
+        "../envs/campaign.yaml"
     script:
         "../scripts/exact.py"

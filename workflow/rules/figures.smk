@@ -1,36 +1,33 @@
-# The papers' figures (campaign.figures.make_figures) from the campaign table, the
-# per-configuration tables and the training loss logs.  Each figure is written as PDF and
-# PNG with its caption as <stem>.rst; the PNGs go into the report with their captions.
+# The papers' figures (campaign.figures.make_figures), one job and one file per figure
+# (campaign.figures.figure_stems), so `snakemake results/figures/topology.pdf` makes just that
+# one and `snakemake -n` lists them all.  Each figure reads the campaign table, and the
+# per-configuration tables or the training loss logs where it draws them; it is written as
+# PDF and PNG with its caption as <stem>.rst; the PNGs go into the report with their captions.
+# Which figure of which paper each file reproduces: docs/paper_figures.md.
 
 
-def figure_files():
-    return [FIGURE_DIR]
-
-
-def figure_captions(w):
-    """{stem: caption} from campaign.figures.captions (imported only when needed)."""
-    from campaign.figures import captions
-
-    return captions(groups=list(config["groups"]))
+wildcard_constraints:
+    figure="|".join(figure_names()),
 
 
 rule figures:
     input:
-        table=SUMMARY_TABLE,
-        per_config=measure_files(MEASURE_TABLE),
-        loss=model_files(LOSS),
+        unpack(figure_inputs),
     output:
-        report(
-            directory(FIGURE_DIR),
-            patterns=["{name}.png"],
+        pdf=FIGURE_PDF,
+        png=report(
+            FIGURE_PNG,
             caption="../report/figure.rst",
             category="Figures",
-            labels={"figure": "{name}"},
+            labels={"figure": "{figure}"},
         ),
+        caption=FIGURE_CAPTION,
     log:
-        "logs/figures.log",
+        "logs/figures/{figure}.log",
     params:
         groups=list(config["groups"]),
         captions=figure_captions,
+    conda:
+        "../envs/campaign.yaml"
     script:
         "../scripts/figures.py"

@@ -13,6 +13,12 @@ rule sample:
         settings=sample_params,
         seed=seed_for("sample"),
         dtype=config["dtype"],
-    threads: 1
+    threads: THREADS["sample"]
+    resources:
+        gpu=gpu_for_device,
+        mem_mb=mem_mb_for(sample_cost),
+        runtime=runtime_for(sample_cost),
+    conda:
+        "../envs/campaign.yaml"
     script:
         "../scripts/sample.py"

@@ -13,6 +13,12 @@ rule train:
         settings=train_settings,
         seed=seed_for("train"),
         dtype=config["dtype"],
-    threads: 1
+    threads: THREADS["train"]
+    resources:
+        gpu=gpu_for_device,
+        mem_mb=mem_mb_for(train_cost),
+        runtime=runtime_for(train_cost),
+    conda:
+        "../envs/campaign.yaml"
     script:
         "../scripts/train.py"

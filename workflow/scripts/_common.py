@@ -8,7 +8,9 @@ import sys
 
 def start(snakemake) -> None:
     """Send everything this job prints (Python and C level) to its log file, if it has
-    one, and let torch use exactly the job's threads."""
+    one, let torch use exactly the job's threads, and make the log's first line say where
+    the job runs: device, dtype and torch threads (a GPU stage whose device is "cuda" but
+    sees no GPU stops here with one line)."""
     if snakemake.log:
         path = str(snakemake.log[0])
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -20,17 +22,48 @@ def start(snakemake) -> None:
         os.close(fd)
         sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
         sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
-    try:
-        import torch
+    import torch
 
-        torch.set_num_threads(max(1, int(snakemake.threads)))
-    except ImportError:
-        pass
+    torch.set_num_threads(max(1, int(snakemake.threads)))
+    print(job_header(snakemake), flush=True)
+
+
+def uses_device(snakemake) -> bool:
+    """The GPU-capable stages (hmc, train, sample, weights_train) pass the config's dtype;
+    the others compute on the CPU in float64."""
+    return "dtype" in snakemake.params.keys()
+
+
+def job_header(snakemake) -> str:
+    """One line: rule, device (with the GPU's name), dtype, torch threads, SLURM job."""
+    import torch
+
+    if uses_device(snakemake):
+        dev, dtype = device(snakemake), snakemake.params.dtype
+    else:
+        dev, dtype = "cpu", "float64"
+    where = dev
+    if dev.startswith("cuda"):
+        where = f"{dev} ({torch.cuda.get_device_name(torch.device(dev))})"
+    slurm = os.environ.get("SLURM_JOB_ID")
+    return (f"{snakemake.rule}: device={where} dtype={dtype} torch_threads={torch.get_num_threads()}"
+            + (f" slurm_job={slurm} node={os.environ.get('SLURMD_NODENAME', '?')}" if slurm else ""))
 
 
 def device(snakemake) -> str:
     """The config's device ("auto" resolved); read from the config, not from params, so
-    moving a campaign to a GPU does not trigger reruns."""
+    moving a campaign to a GPU does not trigger reruns.  "cuda" without a visible GPU
+    ends the job at once with one line (not a CPU fallback, not a traceback later)."""
     from campaign.config import resolve_device
 
-    return resolve_device(snakemake.config["device"])
+    name = snakemake.config["device"]
+    dev = resolve_device(name)
+    if dev.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            print(f"error: device: {name}, but this job sees no GPU (CUDA_VISIBLE_DEVICES="
+                  f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); run it on a GPU node "
+                  "or set device: auto or cpu", file=sys.stderr, flush=True)
+            sys.exit(1)
+    return dev

@@ -1,4 +1,6 @@
-"""Figures from the campaign table: campaign.figures.make_figures."""
+"""One figure of the campaign (the stem in the figure wildcard): campaign.figures.make_figures."""
+
+from pathlib import Path
 
 from _common import start
 
@@ -6,10 +8,12 @@ start(snakemake)  # noqa: F821
 
 from campaign.figures import make_figures
 
+inp = snakemake.input  # noqa: F821
 make_figures(
-    snakemake.input.table,  # noqa: F821
-    snakemake.output[0],  # noqa: F821
-    per_config_tables=list(snakemake.input.per_config),  # noqa: F821
-    loss_logs=list(snakemake.input.loss),  # noqa: F821
+    inp.table if hasattr(inp, "table") else None,  # training_loss reads no table
+    Path(snakemake.output.pdf).parent,  # noqa: F821
+    per_config_tables=list(inp.per_config),
+    loss_logs=list(inp.loss),
     groups=snakemake.params.groups,  # noqa: F821
+    only=snakemake.wildcards.figure,  # noqa: F821
 )

@@ -1,5 +1,9 @@
 """The validated config (defaults filled in) with provenance, for the report."""
 
+from _common import start
+
+start(snakemake)  # noqa: F821
+
 import yaml
 
 from campaign.io import atomic_path, provenance
