@@ -76,6 +76,17 @@ def add_force(p: argparse.ArgumentParser) -> None:
                    help="overwrite an existing output, and run beyond the memory limit")
 
 
+def add_hmc_integration(p, start_help: str) -> None:
+    """Molecular-dynamics and checkpoint options shared by every HMC command (gauge, phi^4)."""
+    p.add_argument("--n-leapfrog", type=positive_int, default=None,
+                   help="integration steps per trajectory (default: tuned during thermalisation)")
+    p.add_argument("--trajectory-length", type=positive_float, default=1.0)
+    p.add_argument("--integrator", choices=("leapfrog", "omelyan"), default="omelyan")
+    p.add_argument("--target-acceptance", type=positive_float, default=0.8)
+    p.add_argument("--start", choices=("hot", "cold"), default="hot", help=start_help)
+    p.add_argument("--checkpoint-interval", type=positive_float, default=60.0, help="seconds between checkpoints")
+
+
 def add_common_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
     p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
@@ -283,14 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chains", type=positive_int, default=4)
     p.add_argument("--therm", type=nonnegative_int, default=200, help="thermalisation trajectories per chain")
     p.add_argument("--sep", type=positive_int, default=5, help="trajectories between stored configurations")
-    p.add_argument("--n-leapfrog", type=positive_int, default=None,
-                   help="integration steps per trajectory (default: tuned during thermalisation)")
-    p.add_argument("--trajectory-length", type=positive_float, default=1.0)
-    p.add_argument("--integrator", choices=("leapfrog", "omelyan"), default="omelyan")
-    p.add_argument("--target-acceptance", type=positive_float, default=0.8)
-    p.add_argument("--start", choices=("hot", "cold"), default="hot",
-                   help="hot: Haar-random links (frozen chains then scatter); cold: unit links")
-    p.add_argument("--checkpoint-interval", type=positive_float, default=60.0, help="seconds between checkpoints")
+    add_hmc_integration(p, start_help="hot: Haar-random links (frozen chains then scatter); cold: unit links")
     add_common_device(p)
     add_force(p)
     p.set_defaults(func=cmd_hmc)
@@ -321,13 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chains", type=positive_int, default=16)
     p.add_argument("--therm", type=nonnegative_int, default=200, help="thermalisation trajectories per chain")
     p.add_argument("--sep", type=positive_int, default=1, help="trajectories between stored configurations")
-    p.add_argument("--n-leapfrog", type=positive_int, default=None,
-                   help="integration steps per trajectory (default: tuned during thermalisation)")
-    p.add_argument("--trajectory-length", type=positive_float, default=1.0)
-    p.add_argument("--integrator", choices=("leapfrog", "omelyan"), default="omelyan")
-    p.add_argument("--target-acceptance", type=positive_float, default=0.8)
-    p.add_argument("--start", choices=("hot", "cold"), default="hot", help="hot: phi_x standard normal; cold: phi = 0")
-    p.add_argument("--checkpoint-interval", type=positive_float, default=60.0, help="seconds between checkpoints")
+    add_hmc_integration(p, start_help="hot: phi_x standard normal; cold: phi = 0")
     add_common_device(p)
     p.set_defaults(func=cmd_phi4_hmc)
 

@@ -243,8 +243,6 @@ def write_ensemble(
 ) -> Path:
     """Write an ensemble atomically (the file appears only once complete).  ``datasets``:
     further per-configuration arrays (first axis n_configs), e.g. ``log_weights``."""
-    import h5py
-
     links = links.detach().cpu().numpy() if torch.is_tensor(links) else np.asarray(links)
     if links.ndim != 6 or links.shape[1] != 2 or links.shape[2] != links.shape[3]:
         raise ValueError(f"links must have shape (n, 2, L, L, N, N), got {links.shape}")
@@ -257,25 +255,34 @@ def write_ensemble(
             raise ValueError(f"ensemble attrs lack {key!r}")
     path = Path(path)
     with atomic_path(path, suffix=".h5") as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset(
-                "links", data=links, chunks=(1, *links.shape[1:]) if n else None,
-                compression="gzip", compression_opts=1, shuffle=True, fletcher32=bool(n),
-            )
-            f.create_dataset("chain", data=chain, **_checksum(chain))
-            f.create_dataset("step", data=step, **_checksum(step))
-            for key, value in (datasets or {}).items():
-                value = np.asarray(value)
-                if value.shape[:1] != (n,):
-                    raise ValueError(f"dataset {key!r} has shape {value.shape}, expected first axis {n}")
-                f.create_dataset(key, data=value, **_checksum(value))
-            h = f.create_group("history")
-            for key, value in (history or {}).items():
-                value = np.asarray(value)
-                h.create_dataset(key, data=value, **_checksum(value))
-            for key, value in all_attrs.items():
-                f.attrs[key] = _clean_attr(value)
+        _write_configurations(tmp, "links", links, chain, step, history, all_attrs, datasets)
     return path
+
+
+def _write_configurations(tmp: Path, name: str, rows: np.ndarray, chain: np.ndarray, step: np.ndarray,
+                          history: dict | None, attrs: dict, datasets: dict | None = None) -> None:
+    """The HDF5 layout shared by gauge and scalar ensembles: ``name`` (one compressed chunk
+    per configuration), chain, step, further per-configuration datasets, history/, attrs;
+    every numeric dataset with a fletcher32 checksum."""
+    import h5py
+
+    n = rows.shape[0]
+    with h5py.File(tmp, "w") as f:
+        f.create_dataset(name, data=rows, chunks=(1, *rows.shape[1:]) if n else None,
+                         compression="gzip", compression_opts=1, shuffle=True, fletcher32=bool(n))
+        f.create_dataset("chain", data=chain, **_checksum(chain))
+        f.create_dataset("step", data=step, **_checksum(step))
+        for key, value in (datasets or {}).items():
+            value = np.asarray(value)
+            if value.shape[:1] != (n,):
+                raise ValueError(f"dataset {key!r} has shape {value.shape}, expected first axis {n}")
+            f.create_dataset(key, data=value, **_checksum(value))
+        h = f.create_group("history")
+        for key, value in (history or {}).items():
+            value = np.asarray(value)
+            h.create_dataset(key, data=value, **_checksum(value))
+        for key, value in attrs.items():
+            f.attrs[key] = _clean_attr(value)
 
 
 def _open_h5(path: Path):
@@ -418,8 +425,6 @@ def write_scalar_ensemble(path: str | os.PathLike, phi, attrs: dict, history: di
       step     int   its trajectory index within that chain
       history/ per-trajectory diagnostics (trajectories, chains)
       attrs    theory, kappa, lam, shape, algorithm, chains, ... and provenance()."""
-    import h5py
-
     phi = phi.detach().cpu().numpy() if torch.is_tensor(phi) else np.asarray(phi)
     if phi.ndim < 2:
         raise ValueError(f"phi must have shape (configs_per_chain, chains, *lattice), got {phi.shape}")
@@ -432,16 +437,8 @@ def write_scalar_ensemble(path: str | os.PathLike, phi, attrs: dict, history: di
             raise ValueError(f"scalar ensemble attrs lack {key!r}")
     path = Path(path)
     with atomic_path(path, suffix=".h5") as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("phi", data=rows, chunks=(1, *rows.shape[1:]) if n else None,
-                             compression="gzip", compression_opts=1, shuffle=True, fletcher32=bool(n))
-            f.create_dataset("chain", data=np.tile(np.arange(chains, dtype=np.int64), n))
-            f.create_dataset("step", data=np.repeat(step, chains))
-            h = f.create_group("history")
-            for key, value in (history or {}).items():
-                h.create_dataset(key, data=np.asarray(value))
-            for key, value in all_attrs.items():
-                f.attrs[key] = _clean_attr(value)
+        _write_configurations(tmp, "phi", rows, np.tile(np.arange(chains, dtype=np.int64), n),
+                              np.repeat(step, chains), history, all_attrs)
     return path
 
 
