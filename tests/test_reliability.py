@@ -15,7 +15,7 @@ import torch
 from campaign.io import EnsembleFileError, read_ensemble, write_ensemble
 
 HMC_ARGS = ["hmc", "--group", "su2", "--beta", "2.0", "--L", "6", "--n-configs", "60",
-            "--chains", "3", "--therm", "10", "--sep", "3", "--seed", "11",
+            "--chains", "3", "--therm", "10", "--sep", "12", "--seed", "11",
             "--checkpoint-interval", "0.3"]
 
 
