@@ -136,10 +136,7 @@ def analyse_point(run_paths, *, stationary_fraction: float = 0.5, n_blocks: int 
     if not runs:
         raise CampaignError("analyse_point: no run files")
     _same_point(runs)
-    a0 = runs[0].attrs
-    theory = runs[0].theory
-    primary = theory["primary"]
-    lr, B = float(a0["lr"]), int(a0["batch_size"])
+    primary = runs[0].theory["primary"]
     windows = [_window(r, stationary_fraction) for r in runs]
     x_win = [r.spectra[primary][w] for r, w in zip(runs, windows)]  # (n_snap, R, n)
     n_snap = int(x_win[0].shape[0])
@@ -149,13 +146,26 @@ def analyse_point(run_paths, *, stationary_fraction: float = 0.5, n_blocks: int 
     # exact samples of the beta = 1 Coulomb gas with as many levels: the reference of every
     # statistic below (seeded: the same reference for every point with this n)
     ref = rmt.gaussian_beta_ensemble(n_levels, 1.0, REFERENCE_SIZE, np.random.default_rng(reference_seed))
+    out = _point_header(runs, run_paths, windows, x_win, stationary_fraction)
     hist: list[dict] = []
-    out: dict = {
+    if runs[0].theory.get("curvature") is not None:
+        hist += _temperature_and_density(out, runs, x_win, ref, n_blocks)
+    blocks = _level_statistics(out, runs, x_win, n_blocks, reference_seed)
+    hist += _spacing_histograms(out, primary, blocks, ref, n_blocks, runs[0].theory.get("unfolding", "pooled"))
+    mp_out, mp_hist = _marchenko_pastur(runs, runs[0].theory.get("init_mp") or {})
+    out["init_mp"] = mp_out
+    return out, pd.DataFrame(hist + mp_hist, columns=HIST_COLUMNS)
+
+
+def _point_header(runs, run_paths, windows, x_win, stationary_fraction) -> dict:
+    a0, theory = runs[0].attrs, runs[0].theory
+    lr, B = float(a0["lr"]), int(a0["batch_size"])
+    return {
         "model": a0["model"], "lr": lr, "batch_size": B, "lr_over_B": lr / B,
         "seeds": [int(r.attrs["seed"]) for r in runs], "n_chains": int(sum(x.shape[1] for x in x_win)),
-        "n_levels": n_levels, "primary": primary, "matrix": theory.get("matrix"),
+        "n_levels": int(x_win[0].shape[-1]), "primary": theory["primary"], "matrix": theory.get("matrix"),
         "window": {"stationary_fraction": stationary_fraction, "start_step": int(runs[0].step[windows[0]][0]),
-                   "n_snapshots": n_snap, "log_every": int(a0["log_every"])},
+                   "n_snapshots": int(x_win[0].shape[0]), "log_every": int(a0["log_every"])},
         "settings": a0.get("settings"), "optimizer": a0.get("optimizer"), "theory": theory,
         "runs": [str(p) for p in run_paths],
         "loss_final": float(np.mean([r.loss[-1] for r in runs])),
@@ -164,47 +174,57 @@ def analyse_point(run_paths, *, stationary_fraction: float = 0.5, n_blocks: int 
         "wall_time_s": float(sum(float(r.attrs.get("wall_time_s", math.nan)) for r in runs)),
     }
 
-    # ---- temperature
-    kappa = theory.get("curvature")
-    if kappa is not None:
-        t_series = [coulomb_gas.temperature_series(x, kappa) for x in x_win]  # (n_snap, R)
-        chains = _chains(t_series)
-        temp = chain_summary(chains)
-        half = n_snap // 2
-        first, second = chain_summary([c[:half] for c in chains]), chain_summary([c[half:] for c in chains])
-        out["temperature"] = temp
-        out["drift_pull"] = (second["value"] - first["value"]) / math.hypot(first["error"], second["error"])
-        g = theory.get("temperature_coefficient")
-        if g is not None:
-            lin = g * lr / B
-            out["temperature_coefficient"] = g
-            out["temperature_linear"] = lin
-            out["ratio_to_linear"] = {"value": temp["value"] / lin, "error": temp["error"] / lin}
-        if a0["model"] == "teacher_student" and a0.get("optimizer", "sgd") == "sgd":
-            from .teacher_student import exact_temperature_estimate
 
-            s = a0["settings"]
-            exact = exact_temperature_estimate(int(s["n"]), lr, B, float(s["noise"]))
-            out["temperature_exact"] = exact
-            out["pull_exact"] = (temp["value"] - exact) / temp["error"]
-        # stationary density in units of sqrt(T / kappa): the fitted gas is the standard ensemble
-        scale = math.sqrt(temp["value"] / kappa)
-        blocks = _blocks(x_win, n_blocks)
-        dens, err = _blocked_histogram([((b - b.mean(axis=1, keepdims=True)) / scale).ravel() for b in blocks],
-                                       DENSITY_BINS)
-        hist += _rows(primary, "density", "data", DENSITY_BINS, dens, err)
-        ref_blocks = np.array_split(ref - ref.mean(axis=1, keepdims=True), n_blocks)
-        dens, err = _blocked_histogram([b.ravel() for b in ref_blocks], DENSITY_BINS)
-        hist += _rows(primary, "density", "goe", DENSITY_BINS, dens, err)
-        out["semicircle_radius"] = coulomb_gas.semicircle_radius(n_levels, temp["value"], kappa)
+def _temperature_and_density(out: dict, runs, x_win, ref, n_blocks: int) -> list[dict]:
+    """The Coulomb-gas temperature (with its drift between window halves and, where known,
+    the linear and exact predictions), and the level density in units of sqrt(T / kappa)."""
+    a0, theory = runs[0].attrs, runs[0].theory
+    kappa, primary, n_snap = theory["curvature"], theory["primary"], int(x_win[0].shape[0])
+    lr, B = out["lr"], out["batch_size"]
+    t_series = [coulomb_gas.temperature_series(x, kappa) for x in x_win]  # (n_snap, R)
+    chains = _chains(t_series)
+    temp = chain_summary(chains)
+    half = n_snap // 2
+    first, second = chain_summary([c[:half] for c in chains]), chain_summary([c[half:] for c in chains])
+    out["temperature"] = temp
+    out["drift_pull"] = (second["value"] - first["value"]) / math.hypot(first["error"], second["error"])
+    g = theory.get("temperature_coefficient")
+    if g is not None:
+        lin = g * lr / B
+        out["temperature_coefficient"] = g
+        out["temperature_linear"] = lin
+        out["ratio_to_linear"] = {"value": temp["value"] / lin, "error": temp["error"] / lin}
+    if a0["model"] == "teacher_student" and a0.get("optimizer", "sgd") == "sgd":
+        from .teacher_student import exact_temperature_estimate
 
-    # ---- level statistics.  A Coulomb gas (a model with a potential) is stationary: its
-    # window's snapshots are the sample, with Gamma-method / blocked errors along training.
-    # A model without one (the nano-GPT) is still learning and its spectra move slowly, so
-    # snapshots of one matrix are not independent: its sample is the last snapshot of every
-    # followed matrix with as many levels, and errors come from the scatter between matrices.
-    if kappa is not None:
-        level_sets = x_win
+        s = a0["settings"]
+        exact = exact_temperature_estimate(int(s["n"]), lr, B, float(s["noise"]))
+        out["temperature_exact"] = exact
+        out["pull_exact"] = (temp["value"] - exact) / temp["error"]
+    # stationary density in units of sqrt(T / kappa): the fitted gas is the standard ensemble
+    scale = math.sqrt(temp["value"] / kappa)
+    blocks = _blocks(x_win, n_blocks)
+    dens, err = _blocked_histogram([((b - b.mean(axis=1, keepdims=True)) / scale).ravel() for b in blocks],
+                                   DENSITY_BINS)
+    hist = _rows(primary, "density", "data", DENSITY_BINS, dens, err)
+    ref_blocks = np.array_split(ref - ref.mean(axis=1, keepdims=True), n_blocks)
+    dens, err = _blocked_histogram([b.ravel() for b in ref_blocks], DENSITY_BINS)
+    hist += _rows(primary, "density", "goe", DENSITY_BINS, dens, err)
+    out["semicircle_radius"] = coulomb_gas.semicircle_radius(out["n_levels"], temp["value"], kappa)
+    return hist
+
+
+def _level_statistics(out: dict, runs, x_win, n_blocks: int, reference_seed: int) -> list[np.ndarray]:
+    """Mean spacing ratio against GOE and Poisson, and the fitted Dyson index; returns the
+    blocks of spectra the histograms are made of.
+
+    A Coulomb gas (a model with a potential) is stationary: its window's snapshots are the
+    sample, with Gamma-method / blocked errors along training.  A model without one (the
+    nano-GPT) is still learning and its spectra move slowly, so snapshots of one matrix are
+    not independent: its sample is the last snapshot of every followed matrix with as many
+    levels, and errors come from the scatter between matrices."""
+    primary, n_levels = out["primary"], out["n_levels"]
+    if runs[0].theory.get("curvature") is not None:
         out["levels"] = f"{primary}, stationary window"
         r_mean = chain_summary(_chains([rmt.mean_spacing_ratio(x) for x in x_win]))  # (n_snap, R) each
         blocks = _blocks(x_win, n_blocks)
@@ -222,15 +242,18 @@ def analyse_point(run_paths, *, stationary_fraction: float = 0.5, n_blocks: int 
     out["r_goe_large_n"] = rmt.R_MEAN["goe"]
     out["r_poisson"] = rmt.R_MEAN["poisson"]
     out["beta_dyson"] = coulomb_gas.fit_dyson_beta(r_mean["value"], r_mean["error"], n_levels, seed=reference_seed + 2)
+    return blocks
 
-    # ---- histograms of spacings and ratios (blocked errors), with sampled GOE references
-    pooled = np.concatenate(blocks)
-    if n_levels >= 5:
-        unfolding = theory.get("unfolding", "pooled")
+
+def _spacing_histograms(out: dict, primary: str, blocks, ref, n_blocks: int, unfolding: str) -> list[dict]:
+    """Histograms of unfolded spacings and of spacing ratios (blocked errors), each with its
+    sampled GOE reference."""
+    hist: list[dict] = []
+    if out["n_levels"] >= 5:
         out["unfolding"] = unfolding
         ref_blocks = np.array_split(ref, n_blocks)
         if unfolding == "pooled":
-            s_data, s_ref = _unfold_blocks(pooled, blocks), _unfold_blocks(ref, ref_blocks)
+            s_data, s_ref = _unfold_blocks(np.concatenate(blocks), blocks), _unfold_blocks(ref, ref_blocks)
         else:  # "local" or "local_log": each spectrum with its own smooth staircase
             log = unfolding == "local_log"
             s_data = _normalised([rmt.unfold_local(b, log=log, normalise=False) for b in blocks])
@@ -244,21 +267,24 @@ def analyse_point(run_paths, *, stationary_fraction: float = 0.5, n_blocks: int 
     hist += _rows(primary, "ratio", "data", RATIO_BINS, dens, err)
     dens, err = _blocked_histogram([rmt.spacing_ratios(b).ravel() for b in np.array_split(ref, n_blocks)], RATIO_BINS)
     hist += _rows(primary, "ratio", "goe", RATIO_BINS, dens, err)
+    return hist
 
-    # ---- initial and final spectra, Marchenko-Pastur at initialisation; matrices of the
-    # same kind in different layers (l0.key, l1.key, ...) with the same initial law are pooled
-    mp_out = {}
-    for kind_name, names in _matrix_kinds(theory.get("init_mp") or {}).items():
-        law = theory["init_mp"][names[0]]
+
+def _marchenko_pastur(runs, init_mp: dict) -> tuple[dict, list[dict]]:
+    """Initial and final spectra, Marchenko-Pastur at initialisation; matrices of the same kind
+    in different layers (l0.key, l1.key, ...) with the same initial law are pooled."""
+    mp_out, hist = {}, []
+    for kind_name, names in _matrix_kinds(init_mp).items():
+        law = init_mp[names[0]]
         init = np.concatenate([r.spectra[n][0].ravel() for r in runs for n in names])
         final = np.concatenate([r.spectra[n][-1].ravel() for r in runs for n in names])
         fit = rmt.fit_marchenko_pastur(init, law.get("n_long"))
+        upper_edge = rmt.mp_edges(law["q"], law["sigma2"])[1]
         mp_out[kind_name] = {
             **fit, "matrices": names, "q_exact": law["q"], "sigma2_exact": law["sigma2"], "n_long": law.get("n_long"),
-            "n_eigenvalues": int(len(init)), "init_max": float(init.max()),
-            "mp_upper_edge": rmt.mp_edges(law["q"], law["sigma2"])[1],
+            "n_eigenvalues": int(len(init)), "init_max": float(init.max()), "mp_upper_edge": upper_edge,
             "final_max": float(final.max()), "final_mean": float(final.mean()),
-            "final_fraction_above_edge": float(np.mean(final > rmt.mp_edges(law["q"], law["sigma2"])[1])),
+            "final_fraction_above_edge": float(np.mean(final > upper_edge)),
         }
         n_bins = int(np.clip(1.5 * math.sqrt(len(init)), 8, 30))
         # counting errors: the eigenvalues of one snapshot are not independent draws (they
@@ -272,8 +298,7 @@ def analyse_point(run_paths, *, stationary_fraction: float = 0.5, n_blocks: int 
         h, _ = np.histogram(np.log(pos), bins=bins)
         norm = len(pos) * np.diff(bins)
         hist += _rows(kind_name, "final_log", "data", bins, h / norm, np.sqrt(h) / norm)
-    out["init_mp"] = mp_out
-    return out, pd.DataFrame(hist, columns=HIST_COLUMNS)
+    return mp_out, hist
 
 
 def analyse_model(run_paths, out_json=None, out_hist=None, **kw) -> dict:

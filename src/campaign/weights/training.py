@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,54 @@ def _check(lr, batch_size, steps, log_every, optimizer, checkpoint_interval):
         raise CampaignError(f"checkpoint_interval must be >= 0 seconds, got {checkpoint_interval!r}")
 
 
+@dataclass
+class _Log:
+    """What a run has recorded so far: the resumable part of its state besides the model,
+    optimiser and data stream."""
+
+    step: int = 0
+    wall_before: float = 0.0
+    steps: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    spectra: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    loss_sum: float = 0.0
+    loss_count: int = 0
+
+    def snapshot(self, net) -> None:
+        self.steps.append(self.step)
+        self.loss.append(self.loss_sum / self.loss_count if self.loss_count else math.nan)
+        for name, ev in net.spectra().items():
+            self.spectra.setdefault(name, []).append(ev.detach().cpu().numpy().astype(np.float64))
+        self.loss_sum, self.loss_count = 0.0, 0
+
+    def stacked_spectra(self) -> dict[str, np.ndarray]:
+        return {k: np.stack(v) for k, v in self.spectra.items()}
+
+
+def _save_checkpoint(path, signature, log: _Log, net, opt, data_gen, wall_time_s: float) -> None:
+    cio.save_torch_atomic({
+        "format": CHECKPOINT_FORMAT, "signature": signature, "step": log.step,
+        "model": net.state_dict(), "optimizer": opt.state_dict(), "data_generator": data_gen.get_state(),
+        "wall_time_s": wall_time_s, "log_step": log.steps, "log_loss": log.loss,
+        "log_spectra": log.stacked_spectra(), "loss_sum": log.loss_sum, "loss_count": log.loss_count,
+    }, path)
+
+
+def _resume(path, signature, net, opt, data_gen) -> _Log:
+    ck = cio.load_torch(path, what="weights checkpoint")
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise CampaignError(f"{path} is not a weights checkpoint; remove it to start over")
+    if ck["signature"] != signature:
+        diff = sorted(k for k in signature if ck["signature"].get(k) != signature[k])
+        raise CampaignError(f"checkpoint {path} was made with other settings ({', '.join(diff)}); remove it to start over")
+    net.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    data_gen.set_state(ck["data_generator"])
+    return _Log(step=int(ck["step"]), wall_before=float(ck["wall_time_s"]), steps=list(ck["log_step"]),
+                loss=list(ck["log_loss"]), spectra={k: list(v) for k, v in ck["log_spectra"].items()},
+                loss_sum=float(ck["loss_sum"]), loss_count=int(ck["loss_count"]))
+
+
 def train_run(
     out,
     model: str,
@@ -87,94 +136,63 @@ def train_run(
     data_gen = torch.Generator().manual_seed(seed_from("data", base=int(seed)))
     net = build_model(model, settings, init_gen, dtype=dt, device=device)
     settings = net.settings()
-    if optimizer == "sgd":
-        opt = torch.optim.SGD(net.parameters(), lr=lr)
-    else:
-        opt = torch.optim.AdamW(net.parameters(), lr=lr)
+    opt = torch.optim.SGD(net.parameters(), lr=lr) if optimizer == "sgd" else torch.optim.AdamW(net.parameters(), lr=lr)
     signature = {
         "model": model, "settings": settings, "lr": float(lr), "batch_size": int(batch_size), "steps": int(steps),
         "seed": int(seed), "log_every": int(log_every), "optimizer": optimizer, "dtype": str(dt),
     }
-
-    step, wall_before = 0, 0.0
-    log_step: list[int] = []
-    log_loss: list[float] = []
-    log_spectra: dict[str, list[np.ndarray]] = {}
-    loss_sum, loss_count = 0.0, 0
-
     ckpt_file = checkpoint_path(out)
+    log = _Log()
     if resume and ckpt_file.exists():
-        ck = cio.load_torch(ckpt_file, what="weights checkpoint")
-        if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
-            raise CampaignError(f"{ckpt_file} is not a weights checkpoint; remove it to start over")
-        if ck["signature"] != signature:
-            diff = sorted(k for k in signature if ck["signature"].get(k) != signature[k])
-            raise CampaignError(f"checkpoint {ckpt_file} was made with other settings ({', '.join(diff)}); remove it to start over")
-        net.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        data_gen.set_state(ck["data_generator"])
-        step, wall_before = int(ck["step"]), float(ck["wall_time_s"])
-        log_step, log_loss = list(ck["log_step"]), list(ck["log_loss"])
-        log_spectra = {k: list(v) for k, v in ck["log_spectra"].items()}
-        loss_sum, loss_count = float(ck["loss_sum"]), int(ck["loss_count"])
+        log = _resume(ckpt_file, signature, net, opt, data_gen)
         if progress:
-            print(f"weights: resuming {out.name} from {ckpt_file} at step {step}/{steps}", file=sys.stderr, flush=True)
-
-    def snapshot():
-        log_step.append(step)
-        log_loss.append(loss_sum / loss_count if loss_count else math.nan)
-        for name, ev in net.spectra().items():
-            log_spectra.setdefault(name, []).append(ev.detach().cpu().numpy().astype(np.float64))
+            print(f"weights: resuming {out.name} from {ckpt_file} at step {log.step}/{steps}", file=sys.stderr, flush=True)
+    t0 = time.monotonic()
 
     def save_checkpoint():
-        cio.save_torch_atomic({
-            "format": CHECKPOINT_FORMAT, "signature": signature, "step": step,
-            "model": net.state_dict(), "optimizer": opt.state_dict(), "data_generator": data_gen.get_state(),
-            "wall_time_s": wall_before + time.monotonic() - t0,
-            "log_step": log_step, "log_loss": log_loss,
-            "log_spectra": {k: np.stack(v) for k, v in log_spectra.items()},
-            "loss_sum": loss_sum, "loss_count": loss_count,
-        }, ckpt_file)
+        _save_checkpoint(ckpt_file, signature, log, net, opt, data_gen, log.wall_before + time.monotonic() - t0)
 
-    t0 = time.monotonic()
-    if step == 0 and not log_step:
-        snapshot()
+    if log.step == 0 and not log.steps:
+        log.snapshot(net)
     bar = Progress(f"weights {model} lr={lr:g} B={batch_size}", steps, enabled=progress)
     last_ckpt, done_here = time.monotonic(), 0
     net.train()
-    while step < steps:
-        opt.zero_grad(set_to_none=True)
-        losses = net.loss(net.sample_batch(batch_size, data_gen), data_gen)
-        mean_loss = float(losses.detach().mean())
-        if not math.isfinite(mean_loss):
-            raise CampaignError(f"{model}: loss became {mean_loss} at step {step} (lr={lr}, B={batch_size}): SGD diverged")
-        losses.sum().backward()
-        opt.step()
-        step += 1
+    while log.step < steps:
+        _sgd_step(net, opt, data_gen, batch_size, log, model, lr)
         done_here += 1
-        loss_sum += mean_loss
-        loss_count += 1
-        if step % log_every == 0 or step == steps:
-            snapshot()
-            loss_sum, loss_count = 0.0, 0
-            if step < steps and time.monotonic() - last_ckpt >= checkpoint_interval:
+        if log.step % log_every == 0 or log.step == steps:
+            log.snapshot(net)
+            if log.step < steps and time.monotonic() - last_ckpt >= checkpoint_interval:
                 save_checkpoint()
                 last_ckpt = time.monotonic()
-            bar.update(step, extra=lambda: f"loss {log_loss[-1]:.4g}")
-        if stop_after is not None and done_here >= stop_after and step < steps:
+            bar.update(log.step, extra=lambda: f"loss {log.loss[-1]:.4g}")
+        if stop_after is not None and done_here >= stop_after and log.step < steps:
             save_checkpoint()
             return ckpt_file
-    bar.update(step, force=True)
+    bar.update(log.step, force=True)
 
     net.eval()
-    evaluation = net.evaluate() if hasattr(net, "evaluate") else {}
     attrs = {
         "model": model, "lr": float(lr), "batch_size": int(batch_size), "seed": int(seed), "steps": int(steps),
         "log_every": int(log_every), "optimizer": optimizer, "dtype": str(dt).replace("torch.", ""),
-        "device": str(device), "settings": settings, "theory": net.theory(), "evaluation": evaluation,
-        "wall_time_s": wall_before + time.monotonic() - t0, "threads": torch.get_num_threads(),
+        "device": str(device), "settings": settings, "theory": net.theory(),
+        "evaluation": net.evaluate() if hasattr(net, "evaluate") else {},
+        "wall_time_s": log.wall_before + time.monotonic() - t0, "threads": torch.get_num_threads(),
     }
-    write_run(out, log_step, log_loss, {k: np.stack(v) for k, v in log_spectra.items()}, attrs)
+    write_run(out, log.steps, log.loss, log.stacked_spectra(), attrs)
     if ckpt_file.exists():
         ckpt_file.unlink()
     return out
+
+
+def _sgd_step(net, opt, data_gen, batch_size: int, log: _Log, model: str, lr: float) -> None:
+    opt.zero_grad(set_to_none=True)
+    losses = net.loss(net.sample_batch(batch_size, data_gen), data_gen)
+    mean_loss = float(losses.detach().mean())
+    if not math.isfinite(mean_loss):
+        raise CampaignError(f"{model}: loss became {mean_loss} at step {log.step} (lr={lr}, B={batch_size}): SGD diverged")
+    losses.sum().backward()
+    opt.step()
+    log.step += 1
+    log.loss_sum += mean_loss
+    log.loss_count += 1
