@@ -15,6 +15,7 @@ import typing
 from dataclasses import MISSING, fields
 
 from .errors import CampaignError
+from .preemption import EXIT_PREEMPTED, Preempted
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -431,6 +432,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except Preempted as exc:
+        print(f"campaign {args.command}: stopped: {exc}", file=sys.stderr)
+        return EXIT_PREEMPTED
     except CampaignError as exc:
         print(f"campaign {args.command}: error: {exc}", file=sys.stderr)
         return 1

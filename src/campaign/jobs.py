@@ -39,6 +39,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import CampaignError
+from .preemption import stop_signals
 
 FINGERPRINT_FILE = "fingerprint.json"
 # lock files this process holds: POSIX (fcntl) locks belong to a process, so a second job on
@@ -184,6 +185,8 @@ class ResumableJob:
 
     def __enter__(self) -> "ResumableJob":
         self.lock.acquire()
+        self._signals = stop_signals()  # SIGTERM/SIGUSR1: checkpoint and stop (campaign.preemption)
+        self._signals.__enter__()
         try:
             if self.out.exists() and not self.force:
                 raise CampaignError(f"output {self.out} exists already; delete it or use --force to overwrite it")
@@ -196,11 +199,13 @@ class ResumableJob:
             self.fingerprint = _jsonable({"settings": self.settings, "inputs_sha256": hashes})
             self._open_parts()
         except BaseException:
+            self._signals.__exit__(None, None, None)
             self.lock.release()
             raise
         return self
 
     def __exit__(self, *exc) -> None:
+        self._signals.__exit__(None, None, None)
         self.lock.release()
 
     # ------------------------------------------------------------------ checkpoint

@@ -16,6 +16,7 @@ import sys
 
 from ..cli import OneLineParser, nonnegative_float, positive_int
 from ..errors import CampaignError
+from ..preemption import EXIT_PREEMPTED, Preempted
 
 
 def _setting(text: str):
@@ -109,6 +110,9 @@ def main(argv=None) -> int:
             from .figures import make_figure
 
             make_figure(args.name, args.out, table=args.table, hists=args.hists, summaries=args.summaries)
+    except Preempted as exc:
+        print(f"stopped: {exc}", file=sys.stderr)
+        return EXIT_PREEMPTED
     except CampaignError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -26,6 +26,7 @@ import torch
 
 from .. import io as cio
 from ..errors import CampaignError
+from ..preemption import CheckpointClock, stop_signals
 from ..progress import Progress
 from ..seeds import seed_from
 from .io import write_run
@@ -155,20 +156,21 @@ def train_run(
     if log.step == 0 and not log.steps:
         log.snapshot(net)
     bar = Progress(f"weights {model} lr={lr:g} B={batch_size}", steps, enabled=progress)
-    last_ckpt, done_here = time.monotonic(), 0
+    clock, done_here = CheckpointClock(checkpoint_interval, f"weights {out.name}"), 0
     net.train()
-    while log.step < steps:
-        _sgd_step(net, opt, data_gen, batch_size, log, model, lr)
-        done_here += 1
-        if log.step % log_every == 0 or log.step == steps:
-            log.snapshot(net)
-            if log.step < steps and time.monotonic() - last_ckpt >= checkpoint_interval:
+    with stop_signals():
+        while log.step < steps:
+            _sgd_step(net, opt, data_gen, batch_size, log, model, lr)
+            done_here += 1
+            if log.step % log_every == 0 or log.step == steps:
+                log.snapshot(net)
+                if log.step < steps and clock.due():
+                    save_checkpoint()
+                    clock.written()
+                bar.update(log.step, extra=lambda: f"loss {log.loss[-1]:.4g}")
+            if stop_after is not None and done_here >= stop_after and log.step < steps:
                 save_checkpoint()
-                last_ckpt = time.monotonic()
-            bar.update(log.step, extra=lambda: f"loss {log.loss[-1]:.4g}")
-        if stop_after is not None and done_here >= stop_after and log.step < steps:
-            save_checkpoint()
-            return ckpt_file
+                return ckpt_file
     bar.update(log.step, force=True)
 
     net.eval()
