@@ -108,16 +108,16 @@ def test_nested_blocks_keep_the_handlers_of_the_outermost():
     assert signal.getsignal(signal.SIGTERM) is not inner_handler
 
 
-def test_a_second_signal_ends_the_process_at_once():
+def test_repeated_signals_keep_the_first_and_do_not_kill():
     code = ("import os, signal, time\n"
-            "from campaign.preemption import stop_signals\n"
+            "from campaign.preemption import stop_signals, stop_requested\n"
             "with stop_signals():\n"
-            "    os.kill(os.getpid(), signal.SIGTERM); time.sleep(0.05)\n"
-            "    os.kill(os.getpid(), signal.SIGTERM); time.sleep(5)\n"
-            "print('survived')\n")
+            "    for s in (signal.SIGUSR1, signal.SIGTERM, signal.SIGTERM):\n"
+            "        os.kill(os.getpid(), s); time.sleep(0.05)\n"
+            "    print(stop_requested())\n")
     r = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, timeout=60)
-    assert r.returncode == -signal.SIGTERM
-    assert b"survived" not in r.stdout
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().strip() == "SIGUSR1"
 
 
 # ---------------------------------------------------------------- jobs stopped by a signal

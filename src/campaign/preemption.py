@@ -10,16 +10,16 @@ after such a signal.  After the checkpoint is written, ``clock.written()`` raise
 and the same command run again (by hand, or by Snakemake's ``retries``) resumes from the
 checkpoint and writes the bytes an uninterrupted run would have written.
 
-A second signal before the checkpoint is written ends the process at once (the signal's
-default action), so a job stuck where it cannot checkpoint can still be stopped.  SIGINT
-(Ctrl-C) is left alone: an interactive user who interrupts wants the process gone now, and
-loses at most one checkpoint interval.
+Repeated signals change nothing: under a batch system every process of the job gets the
+signal, and a wrapper (the Snakemake job step, a shell) may pass its own on, so a second
+SIGTERM is no request to hurry.  The hard stop is the scheduler's SIGKILL.  SIGINT (Ctrl-C)
+is left alone: an interactive user who interrupts wants the process gone now, and loses at
+most one checkpoint interval.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import threading
 import time
@@ -43,11 +43,8 @@ def stop_requested() -> str | None:
 
 
 def _handler(signum, frame) -> None:
-    if _received:  # asked twice: stop now, as if no handler were installed
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-        return
-    _received.append(signal.Signals(signum).name)
+    if not _received:
+        _received.append(signal.Signals(signum).name)
 
 
 @contextlib.contextmanager
