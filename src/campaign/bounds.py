@@ -1,5 +1,6 @@
-"""Sanity bounds checked before a long job starts: the coupling range, and the memory that
-the exact character sums and HMC will need, estimated from (group, beta, L, ...).
+"""Sanity bounds checked before a long job starts: the coupling range, the memory that the
+exact character sums and HMC will need, and a lower bound on HMC's run time, estimated from
+(group, beta, L, ...).
 
 Beyond a bound the job is refused with one line unless ``force``: ``campaign hmc/exact
 --force``.  The estimates are deliberately generous upper bounds (a refused job costs a
@@ -19,6 +20,12 @@ from .errors import CampaignError
 BETA_MAX = 1000.0
 MEMORY_FRACTION = 0.5  # of the machine's physical memory that one job may plan to use
 GIB = 1024**3
+TIME_LIMIT_DAYS = 30.0  # one job; CAMPAIGN_TIME_LIMIT_DAYS overrides
+# Faster than any HMC we can run, in link-force evaluations per second: the fastest measured
+# is U(1) float32 at 7.6e8/s on 2 CPU cores (benchmarks/hmc.py); a GPU is granted 25x that.
+# A time computed from it is a lower bound, so refusing on it never refuses a feasible job.
+FASTEST_LINK_FORCES_PER_S = 2e10
+LINK_FORCE_COST = {1: 1.0, 2: 4.0}  # per link relative to U(1), by matrix size N (SU(2)/U(2): quaternions)
 
 
 def memory_limit() -> int:
@@ -73,3 +80,27 @@ def hmc_memory_bytes(N: int, L: int, chains: int, n_configs: int, dtype: str) ->
     (the stored parts, their concatenation, the array written to HDF5)."""
     per_config = 2 * L * L * N * N * (16 if dtype == "float64" else 8)
     return float(per_config) * (12 * chains + 3 * n_configs)
+
+
+def time_limit_seconds() -> float:
+    env = os.environ.get("CAMPAIGN_TIME_LIMIT_DAYS")
+    try:
+        days = float(env) if env else TIME_LIMIT_DAYS
+    except ValueError:
+        raise CampaignError(f"CAMPAIGN_TIME_LIMIT_DAYS must be a number, got {env!r}") from None
+    return days * 86400.0
+
+
+def hmc_seconds_at_least(N: int, L: int, chains: int, trajectories: int, forces_per_trajectory: int) -> float:
+    """A lower bound on HMC's run time: every trajectory of every chain evaluates the force on
+    all 2 L^2 links at least ``forces_per_trajectory`` times, at the FASTEST rate."""
+    link_forces = float(trajectories) * chains * 2 * L * L * max(1, forces_per_trajectory)
+    return link_forces * LINK_FORCE_COST[N] / FASTEST_LINK_FORCES_PER_S
+
+
+def check_time(what: str, seconds: float, force: bool = False) -> None:
+    limit = time_limit_seconds()
+    if seconds > limit and not force:
+        raise CampaignError(f"{what} would take at least {seconds / 86400:.3g} days even at "
+                            f"{FASTEST_LINK_FORCES_PER_S:.0e} link forces/s, more than the limit of "
+                            f"{limit / 86400:.3g} days (CAMPAIGN_TIME_LIMIT_DAYS); use --force to run anyway")
