@@ -258,6 +258,8 @@ class HMCRun:
         self.group = get_group(settings.group)
         rdtype = torch.float64 if settings.dtype == "float64" else torch.float32
         self.field = field_for(self.group, dtype=rdtype, device=device)
+        n_force = force_evaluations(settings.integrator, settings.n_leapfrog or 10)
+        self.field.plan(settings.total_trajectories * settings.chains * 2 * settings.L**2 * n_force)
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(settings.seed)
         self.controller = StepSizeController(
@@ -374,7 +376,9 @@ class HMCRun:
             self.trajectories_done += 1
             done_prod = self.trajectories_done - s.therm
             if done_prod > 0 and done_prod % s.sep == 0:
-                self._pending_configs.append(self.field.to_links(self.q).cpu())
+                # the field's own representation, chain axis first; converted to links
+                # once, in collect (a U(1) conversion costs as much as half a trajectory)
+                self._pending_configs.append(self.q.clone(memory_format=torch.contiguous_format).cpu())
                 self._pending_steps.append(self.trajectories_done)
             if time.monotonic() - last_ckpt > checkpoint_interval and self.trajectories_done < total:
                 self._checkpoint()
@@ -399,7 +403,7 @@ class HMCRun:
         for k in range(self.n_parts):
             part = io.load_torch(self.parts / f"part_{k:05d}.pt", "HMC checkpoint part")
             if part["configs"] is not None:
-                configs.append(part["configs"])
+                configs.append(self._links(part["configs"]))
                 steps.extend(part["steps"])
             for key, value in part["history"].items():
                 history.setdefault(key, []).append(value)
@@ -412,3 +416,12 @@ class HMCRun:
         hist = {k: torch.cat(v).numpy() for k, v in history.items()}
         hist["accepted"] = hist["accepted"].astype(np.int8)
         return links[:n], chain[:n], step[:n], hist
+
+    def _links(self, configs):
+        """Stored configurations (measurements, chains, 2, ...) as links.  The run stores
+        the field's own coordinates and converts here, once per checkpoint part: in the
+        trajectory loop, a U(1) conversion cost half a trajectory.  Parts written by
+        versions that converted in the loop hold links already."""
+        if configs.is_complex():
+            return configs
+        return self.field.to_links(configs.flatten(0, 1)).unflatten(0, configs.shape[:2])

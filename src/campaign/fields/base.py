@@ -14,6 +14,9 @@ from .momenta import gaussian_momenta
 
 class LinkField:
     name = "abstract"
+    # link force evaluations the run will make (links x chains x force evaluations per
+    # trajectory x trajectories), when known: whether compiling pays (``plan``)
+    expected_work: float | None = None
 
     def __init__(self, group: Group, dtype=torch.float64, device=None):
         self.group = group
@@ -22,6 +25,11 @@ class LinkField:
 
     def broadcast(self, mask: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         return mask.reshape(mask.shape + (1,) * (q.ndim - mask.ndim))
+
+    def plan(self, link_force_evaluations: float) -> None:
+        """Tell the field how long the run will be: under CAMPAIGN_COMPILE=auto, a run too
+        short for compilation to pay for itself runs eagerly (``compile.compile_pays``)."""
+        self.expected_work = float(link_force_evaluations)
 
     def compiles(self, q: torch.Tensor) -> bool:
         """Whether the molecular-dynamics kernels for a state like q run compiled."""

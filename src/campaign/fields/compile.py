@@ -10,6 +10,19 @@ import warnings
 import torch
 
 COMPILE_MIN_LINKS = 8192  # links x chains from which "auto" compiles (L=16 x 16 chains)
+# "auto" compiles a run only if it would take longer than this uncompiled: compiling
+# costs seconds even with a warm cache (dynamo traces every kernel in every process;
+# U(1), L = 32: about 7 s on a 2-core machine), so a short job runs faster eagerly.
+COMPILE_MIN_EAGER_S = 30.0
+# Uncompiled throughput, link force evaluations per second on one thread (HMC with
+# CAMPAIGN_COMPILE=never, Omelyan, L = 32 x 64 chains for U(1), L = 16 x 16 for SU(2)
+# and U(2); benchmarks/hmc.py): the estimate of how long a run takes eagerly.  A faster
+# machine only makes the estimate, and hence compilation, err towards long runs.
+EAGER_LINK_FORCES_PER_S = {
+    ("u1-angles", "float32"): 1.4e8, ("u1-angles", "float64"): 4.6e7,
+    ("su2-quaternions", "float32"): 4.5e6, ("su2-quaternions", "float64"): 3.8e6,
+    ("u2-phase-quaternions", "float32"): 4.1e6, ("u2-phase-quaternions", "float64"): 3.3e6,
+}
 
 
 _INDUCTOR_OPTIONS = {
@@ -27,6 +40,14 @@ def compile_mode() -> str:
     if mode in ("1", "yes", "on", "true", "always"):
         return "always"
     return "auto"
+
+
+def compile_pays(field_name: str, dtype: torch.dtype, link_force_evaluations: float) -> bool:
+    """Whether a run of this many link force evaluations (links x chains x force
+    evaluations per trajectory x trajectories) would take COMPILE_MIN_EAGER_S or more
+    uncompiled."""
+    rate = EAGER_LINK_FORCES_PER_S.get((field_name, str(dtype).removeprefix("torch.")))
+    return rate is None or link_force_evaluations / rate >= COMPILE_MIN_EAGER_S
 
 
 def compile_disabled_reason() -> str | None:

@@ -13,6 +13,14 @@ from .layout import chains_last
 from .momenta import gaussian_momenta
 
 
+# Fused drift+kick pairs save kernel calls and memory passes, but inductor recomputes
+# the sines of the shared plaquettes inside them; beyond this size of the field the
+# recomputation costs more than the passes saved (benchmarks/hmc_kernels.py: per pair,
+# the 4-pair kernel is faster at U(1) float32 L = 32 x 64 chains, 0.5 MiB, and slower
+# at L = 64 x 64 chains, 2 MiB).
+FUSE_MAX_BYTES = 2**20
+
+
 def _kinetic(p):
     # actions, kinetic energies and H accumulate in float64 whatever the field's dtype:
     # dH is a small difference of two extensive sums
@@ -40,6 +48,8 @@ class _FastField(LinkField):
             return False
         if mode == "always":
             return True
+        if self.expected_work is not None and not _compile.compile_pays(self.name, q.dtype, self.expected_work):
+            return False
         return q.shape[0] * 2 * q.shape[-1] * q.shape[-2] >= _compile.COMPILE_MIN_LINKS
 
     def _use(self, q, *others) -> bool:
@@ -103,13 +113,14 @@ class _FastField(LinkField):
 
     def drift_kicks(self, q, p, h, beta, kicks):
         kicks, use, ht = list(kicks), self._use(q, p, beta, h), self._tensor(h, q)
+        fused = self._fused_drift_kicks if q.numel() * q.element_size() <= FUSE_MAX_BYTES else {}
         while kicks:
-            size = next((n for n in self._fused_drift_kicks if n <= len(kicks)), 1)
+            size = next((n for n in fused if n <= len(kicks)), 1)
             if size == 1:
                 q, p = self.drift_kick(q, p, h, beta, kicks.pop(0))
                 continue
             coefficients = [self._scaled(beta, c, q) for c in kicks[:size]]
-            q, p = self._fused_drift_kicks[size](use, q, p, ht, *coefficients)
+            q, p = fused[size](use, q, p, ht, *coefficients)
             del kicks[:size]
         return q, p
 
