@@ -45,7 +45,8 @@ class LinkField:
         """A drift by h followed by a kick with c at the new links: (q', p - c F(q')).
         The integrators' steps come in this pair; the fast U(1) field runs it as one
         kernel.  SU(2) and U(2) keep two: fused, inductor recomputed the drift inside the
-        plaquette loops (U(2), L = 32 x 64 chains: 2.4 ms against 0.54 + 1.04 ms)."""
+        plaquette loops and took longer than the two kernels together (their times:
+        benchmarks/hmc_kernels.py)."""
         q = self.drift(q, p, h)
         return q, self.kick(p, q, beta, c)
 

@@ -15,7 +15,7 @@ from .trig import _cos, _sin
 # reference): the n-th pair of normals is a pure function of (key, n), so one compiled
 # kernel draws all momenta in parallel, straight into the field's memory layout, with
 # the same numbers on every device.  torch.randn's Mersenne twister is sequential and
-# took 15-25% of a trajectory (float64, L = 32, 64 chains).  The 128-bit key is drawn
+# took a large share of a trajectory.  The 128-bit key is drawn
 # from the run's torch.Generator at every refresh: the stream stays seeded by, and
 # checkpointed with, that generator.
 THREEFRY_ROTATIONS = ((10, 26), (11, 21), (13, 27), (23, 5), (6, 20), (17, 11), (25, 10), (18, 20))
@@ -68,14 +68,13 @@ def _counter_words(key, n_counters: int, dtype: torch.dtype):
     """The four Threefry words of counters 0 .. n_counters - 1, as tensors of dtype."""
     if key.device.type == "cpu" and not torch.compiler.is_compiling() and n_counters < 2**32:
         # eager on the CPU (small lattices): numpy's uint32 arithmetic wraps by itself and
-        # costs a fraction of torch's per-operation overhead (0.4 ms against 1.1-2.5 ms
-        # per refresh at L = 8); the same bits
+        # costs a fraction of torch's per-operation overhead; the same bits
         n = np.arange(n_counters, dtype=np.uint32)
         zero = np.zeros_like(n)
         words = threefry4x32((n, zero, zero, zero), [np.uint32(k) for k in key.tolist()])
         return [torch.from_numpy(w.astype(np.float64)).to(dtype) for w in words]
-    # int32 words: twice the lanes of int64 per vector instruction (32768 counters, 1
-    # thread: 0.70 -> 0.33 ms); int32 -> float64 converts natively, and the unsigned value
+    # int32 words: twice the lanes of int64 per vector instruction (half the time);
+    # int32 -> float64 converts natively, and the unsigned value
     # is exact there, so the words round to float32 once, as from int64
     n = torch.arange(n_counters, device=key.device)
     zero = torch.zeros_like(n, dtype=torch.int32)
@@ -95,7 +94,7 @@ def _gaussian_pairs(key, n_pairs: int, dtype: torch.dtype):
         return _box_muller(u1, u2)
     w = _counter_words(key, (n_pairs + 1) // 2, dtype)
     # both halves in one loop and one (2, 2, half) block: concatenating the halves first
-    # made inductor's loops scale badly with threads (2 threads: 1.0x of one)
+    # made inductor's loops scale badly with threads (2 threads no faster than one)
     halves = [_box_muller((a + 0.5) * 2.3283064365386963e-10, b * 2.3283064365386963e-10)  # 2^-32
               for a, b in ((w[0], w[1]), (w[2], w[3]))]
     return torch.stack(halves, 1).flatten(1)[:, :n_pairs]

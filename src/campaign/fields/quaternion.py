@@ -97,8 +97,8 @@ def _plaquette_force(u, g, p=None):
         f1.append(g_x[3] - g[3])
     if p is not None:
         # each component of p - force straight from its pieces: a stacked force and a
-        # subtraction after it cost a pass more (kick U(2) 1.39 -> 1.04 ms, SU(2) 0.98 ->
-        # 0.61 ms at L = 32 x 64 chains, 2 threads)
+        # subtraction after it cost a pass more (compare force and kick in
+        # benchmarks/hmc_kernels.py)
         f0 = [p[0, i] - f for i, f in enumerate(f0)]
         f1 = [p[1, i] - f for i, f in enumerate(f1)]
     # one flat stack: nested stacks make inductor write both halves and copy them
@@ -162,8 +162,8 @@ _SU2_FORCE = _Kernel(_su2_force)
 _SU2_KICK = _Kernel(_su2_kick)
 # inductor writes an intermediate to memory when it is read 4 times or is more than 50
 # operations; the U(2) kick has many such (quaternion products) -- keeping more of them in
-# registers: kick 0.80 -> 0.66-0.72 ms (L = 32 x 64 chains, 2 threads; 1 thread 1.52 -> 1.31-1.41).
-# No gain for SU(2) and the drifts, and minutes of compilation for the drifts.
+# registers made it 10-20% faster (its time: benchmarks/hmc_kernels.py).  No gain for
+# SU(2) and the drifts, and minutes of compilation for the drifts.
 _U2_KICK = _Kernel(_u2_kick, options={"realize_reads_threshold": 6, "realize_cpu_opcount_threshold": 100})
 _SU2_DENSITY = _Kernel(_su2_density_sum)
 _SU2_DRIFT = _Kernel(_su2_drift)

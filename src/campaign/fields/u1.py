@@ -46,10 +46,11 @@ def _u1_drift_kick(q, p, h, cbeta):
     return q1, _u1_kick(q1, p, cbeta)
 
 
-# Several pairs in one kernel (U(1), L = 32, 64 chains): 20 pairs as 10 calls of two took
-# 0.64x the time of 20 calls, as 5 calls of four 0.8x that again -- a U(1) pair is short
-# enough that the per-call cost and the memory passes between calls count.  SU(2) and U(2)
-# run drift and kick as two kernels (see LinkField.drift_kick).
+# Several pairs in one kernel: a U(1) pair is short enough that the per-call cost and the
+# memory passes between calls count, up to the size where recomputing sines inside the
+# fused kernel costs more (fast.FUSE_MAX_BYTES; per-pair times of 1, 2 and 4 pairs per
+# call: benchmarks/hmc_kernels.py).  SU(2) and U(2) run drift and kick as two kernels
+# (see LinkField.drift_kick).
 def _u1_drift_kick_2(q, p, h, cbeta1, cbeta2):
     q, p = _u1_drift_kick(q, p, h, cbeta1)
     return _u1_drift_kick(q, p, h, cbeta2)
@@ -64,8 +65,8 @@ def _u1_normalise(q):
     return _wrap_angle(q)
 
 
-# H = p^2 / 2 + S in one call: one kernel launch and one dynamo call (~40 us) fewer, twice
-# a trajectory -- a tenth of a float32 U(1) trajectory at L = 32 went to these small calls
+# H = p^2 / 2 + S in one call: one kernel launch and one dynamo call fewer, twice a
+# trajectory -- for small float32 U(1) lattices these calls were a sizeable share
 def _u1_hamiltonian(q, p, beta):
     return _kinetic(p) + beta * _u1_density_sum(q)
 
