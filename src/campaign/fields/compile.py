@@ -16,8 +16,9 @@ COMPILE_MIN_LINKS = 8192  # links x chains from which "auto" compiles (L=16 x 16
 COMPILE_MIN_EAGER_S = 30.0
 # Uncompiled throughput, link force evaluations per second on one thread (HMC with
 # CAMPAIGN_COMPILE=never, Omelyan, L = 32 x 64 chains for U(1), L = 16 x 16 for SU(2)
-# and U(2); benchmarks/hmc.py): the estimate of how long a run takes eagerly.  A faster
-# machine only makes the estimate, and hence compilation, err towards long runs.
+# and U(2), measured on a loaded 2-core machine; benchmarks/hmc.py): the estimate of how
+# long a run takes eagerly.  A faster machine runs shorter than estimated: the threshold
+# leaves it several times the warm compile time.
 EAGER_LINK_FORCES_PER_S = {
     ("u1-angles", "float32"): 1.4e8, ("u1-angles", "float64"): 4.6e7,
     ("su2-quaternions", "float32"): 4.5e6, ("su2-quaternions", "float64"): 3.8e6,
