@@ -17,7 +17,10 @@ Units: links = 2 L^2 per configuration;
   link force evals/s   = links x chains x force evaluations / s.
 Times are the best of several repeats (the machine may be shared), the first trajectory
 (which compiles the kernels) excluded and reported as "warm-up".  "ratio" = fast / numpy
-(or fast / generic); "MB ratio" = fast / numpy peak memory.  Peak memory is the extra resident memory one trajectory needs
+(or fast / generic); "of BW" = the row's least memory traffic per second (every link
+force evaluation reads and writes a link and its momentum once) over the copy bandwidth
+measured in cache at the start of the run (4 MiB working set; the 512 MiB one, from DRAM,
+is printed beside it): the roofline.  "MB ratio" = fast / numpy peak memory.  Peak memory is the extra resident memory one trajectory needs
 beyond the resident field (CPU: the process's peak RSS, reset through
 /proc/self/clear_refs, with glibc returning freed blocks of 64 KiB and more to the
 system; GPU: torch.cuda.max_memory_allocated).  Threads: ``--threads auto`` times an
@@ -45,6 +48,7 @@ import sys
 import time
 
 from _cases import run_in_fresh_process, write_json
+from hmc_kernels import DRAM_BYTES, IN_CACHE_BYTES, copy_bandwidth
 
 TARGETS = {  # link force evaluations / s at L = 32, 64 chains (issue 7)
     ("u1", "float32"): 6e8, ("u1", "float64"): 3e8, ("su2", "float64"): 5e7, ("u2", "float64"): 5e7,
@@ -321,6 +325,8 @@ def run_row(spec: dict) -> dict:
                trajectories_timed=calls)
     out["link_updates_per_s"] = link_chains / sec
     out["link_force_evals_per_s"] = link_chains * n_force / sec
+    out["bytes_per_link_force"] = traffic_per_link_force(
+        state["q"], fld.momenta(state["q"], torch.Generator(device)), link_chains)
 
     # the numpy reference: same algorithm, same start; checked against the fast force
     np_dtype = spec["dtype"]
@@ -352,6 +358,12 @@ def run_row(spec: dict) -> dict:
     for key, (fn, dev) in memory_passes.items():
         out[key] = peak_extra_mb(fn, dev)
     return out
+
+
+def traffic_per_link_force(q, p, link_chains: int) -> float:
+    """The least memory traffic of one link force evaluation, in bytes: a drift+kick
+    pair reads and writes each link and its momentum once (the roofline's numerator)."""
+    return 2 * (q.element_size() * q.numel() + p.element_size() * p.numel()) / link_chains
 
 
 # --------------------------------------------------------------------------- driver
@@ -386,11 +398,11 @@ def fmt(x: float) -> str:
     return f"{x:.3g}" if x == x else "-"
 
 
-def print_table(rows: list[dict], generic: bool) -> None:
-    head = ["group", "dtype", "L", "chains", "F/traj", "traj/s", "link-upd/s", "link-force/s",
+def print_table(rows: list[dict], generic: bool, in_cache_bandwidth: float) -> None:
+    head = ["group", "dtype", "L", "chains", "F/traj", "traj/s", "link-upd/s", "link-force/s", "of BW",
             "numpy link-force/s", "ratio", "peak MB", "numpy MB", "MB ratio", "warm-up s", "compiled"]
     if generic:
-        head[10:10] = ["generic link-force/s", "ratio"]
+        head[11:11] = ["generic link-force/s", "ratio"]
     lines = []
     for r in rows:
         if "error" in r:
@@ -399,6 +411,7 @@ def print_table(rows: list[dict], generic: bool) -> None:
         cells = [
             r["group"], r["dtype"], str(r["L"]), str(r["chains"]), str(r["force_evals_per_traj"]),
             fmt(1 / r["traj_s"]), fmt(r["link_updates_per_s"]), fmt(r["link_force_evals_per_s"]),
+            f"{r['link_force_evals_per_s'] * r['bytes_per_link_force'] / in_cache_bandwidth:.1%}",
             fmt(r["numpy_link_force_evals_per_s"]),
             f"{r['link_force_evals_per_s'] / r['numpy_link_force_evals_per_s']:.1f}x",
             f"{r['peak_mb']:.1f}", f"{r['numpy_peak_mb']:.1f}",
@@ -407,7 +420,7 @@ def print_table(rows: list[dict], generic: bool) -> None:
         ]
         if generic:
             g = r.get("generic_link_force_evals_per_s")
-            cells[10:10] = [fmt(g) if g else "-", f"{r['link_force_evals_per_s'] / g:.1f}x" if g else "-"]
+            cells[11:11] = [fmt(g) if g else "-", f"{r['link_force_evals_per_s'] / g:.1f}x" if g else "-"]
         lines.append(cells)
     widths = [max([len(h), *(len(line[i]) for line in lines if i < len(line))]) for i, h in enumerate(head)]
     print("  ".join(h.rjust(w) for h, w in zip(head, widths)))
@@ -462,14 +475,22 @@ def main(argv=None) -> int:
         "baseline_repeats": 1 if a.quick else 2, "budget": 6.0 if a.quick else 10.0,
     }
     env = dict(os.environ)
-    if a.malloc == "tuned":
-        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(512 * 2**20))
-        env.setdefault("MALLOC_TRIM_THRESHOLD_", str(512 * 2**20))
+    if a.malloc == "tuned":  # the values campaign.runtime sets in every campaign process
+        from campaign.runtime import MALLOC_THRESHOLD_BYTES
+
+        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(MALLOC_THRESHOLD_BYTES))
+        env.setdefault("MALLOC_TRIM_THRESHOLD_", str(MALLOC_THRESHOLD_BYTES))
     import torch
 
+    torch.set_num_threads(threads)
+    bandwidth = {"in_cache": copy_bandwidth(IN_CACHE_BYTES), "dram": copy_bandwidth(DRAM_BYTES)}
     print(f"# HMC benchmark: torch {torch.__version__}, device {a.device}, threads {threads} [{how}], "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, "
           f"CAMPAIGN_COMPILE={os.environ.get('CAMPAIGN_COMPILE', 'auto')}, malloc {a.malloc}", flush=True)
+    print(f"# copy bandwidth, {threads} thread(s): {bandwidth['in_cache'] / 1e9:.1f} GB/s in cache "
+          f"({IN_CACHE_BYTES >> 20} MiB), {bandwidth['dram'] / 1e9:.1f} GB/s from DRAM ({DRAM_BYTES >> 20} MiB); "
+          "'of BW': link force evals/s x the least traffic per evaluation (read + write link and momentum) "
+          "/ in-cache bandwidth", flush=True)
     rows = []
     t_start = time.perf_counter()
     for dtype in a.dtype.split(","):
@@ -488,12 +509,12 @@ def main(argv=None) -> int:
                     print(f"  {group} {dtype} L={L} chains={c}: {msg} ({time.perf_counter() - t:.0f} s)",
                           file=sys.stderr, flush=True)
     print()
-    print_table(rows, a.generic)
+    print_table(rows, a.generic, bandwidth["in_cache"])
     print()
     print_targets(rows)
     print(f"# {len(rows)} rows in {time.perf_counter() - t_start:.0f} s; n_steps={a.n_steps} "
           f"{a.integrator}, trajectory length {a.trajectory_length}, beta={a.beta}")
-    write_json(a.json, {"threads": threads, "threads_choice": how, "rows": rows})
+    write_json(a.json, {"threads": threads, "threads_choice": how, "bandwidth": bandwidth, "rows": rows})
     return 1 if any("error" in r for r in rows) else 0
 
 

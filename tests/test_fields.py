@@ -9,6 +9,9 @@ import pytest
 import torch
 
 import campaign.fields as F
+import campaign.fields.compile as C
+from campaign.fields.momenta import _as_int32
+from campaign.fields.quaternion import _su2_force
 from campaign.fields import MatrixField, U1AngleField, U2QuaternionField, SU2QuaternionField, field_for
 from campaign.groups import SU2, U1, U2, dagger, matmul
 from campaign.hmc import integrate, trajectory
@@ -144,13 +147,13 @@ def test_threefry_matches_the_reference_vectors(counter, key, expected):
     as_uint32 = F.threefry4x32([np.array([c], dtype=np.uint32) for c in counter], [np.uint32(k) for k in key])
     assert tuple(int(w[0]) for w in as_uint32) == expected
     # int32 tensors (the compiled path): the same bits read as signed, wrapping arithmetic
-    as_int32 = F.threefry4x32([F._as_int32(torch.tensor([c])) for c in counter],
-                              [F._as_int32(torch.tensor(k)) for k in key])
+    as_int32 = F.threefry4x32([_as_int32(torch.tensor([c])) for c in counter],
+                              [_as_int32(torch.tensor(k)) for k in key])
     assert all(w.dtype == torch.int32 for w in as_int32)
     assert tuple(int(w) & 0xFFFFFFFF for w in as_int32) == expected
-    compiled = torch.compile(F.threefry4x32, options=F._INDUCTOR_OPTIONS)
-    as_int32 = compiled([F._as_int32(torch.tensor([c] * 19)) for c in counter],
-                        [F._as_int32(torch.tensor(k)) for k in key])
+    compiled = torch.compile(F.threefry4x32, options=C._INDUCTOR_OPTIONS)
+    as_int32 = compiled([_as_int32(torch.tensor([c] * 19)) for c in counter],
+                        [_as_int32(torch.tensor(k)) for k in key])
     assert tuple(int(w[-1]) & 0xFFFFFFFF for w in as_int32) == expected
 
 
@@ -363,13 +366,13 @@ def test_compile_failure_falls_back_to_eager(gen, monkeypatch):
     fld = field_for(SU2)
     q = fld.from_links(random_links(SU2, gen))
     expected = fld.force(q, 1.0)
-    kernel = F._Kernel(F._su2_force)
+    kernel = C._Kernel(_su2_force)
 
     def broken(*args, **kwargs):
         raise RuntimeError("no C++ compiler\nsecond line")
 
     monkeypatch.setattr(torch, "compile", broken)
-    monkeypatch.setattr(F, "_compile_disabled_reason", None)
+    monkeypatch.setattr(C, "_compile_disabled_reason", None)
     with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
         out = kernel(True, q, torch.tensor([1.0], dtype=torch.float64))
     assert torch.equal(out, expected)
@@ -379,8 +382,8 @@ def test_compile_failure_falls_back_to_eager(gen, monkeypatch):
 
 
 def test_caller_errors_are_not_taken_for_compile_failures(gen, monkeypatch):
-    monkeypatch.setattr(F, "_compile_disabled_reason", None)
-    kernel = F._Kernel(F._su2_force)
+    monkeypatch.setattr(C, "_compile_disabled_reason", None)
+    kernel = C._Kernel(_su2_force)
     bad = torch.zeros((2, 2, 3, 4, 4), dtype=torch.float64)  # 3 components: not a quaternion
     with pytest.raises(ValueError):
         kernel(False, bad, torch.tensor([1.0], dtype=torch.float64))
@@ -392,7 +395,7 @@ def test_caller_errors_are_not_taken_for_compile_failures(gen, monkeypatch):
 
 def test_auto_mode_compiles_only_large_problems(monkeypatch):
     monkeypatch.setenv("CAMPAIGN_COMPILE", "auto")
-    monkeypatch.setattr(F, "_compile_disabled_reason", None)
+    monkeypatch.setattr(C, "_compile_disabled_reason", None)
     fld = field_for(U1)
     assert not fld.compiles(fld.cold_start(2, 8))
     assert fld.compiles(fld.cold_start(16, 16))

@@ -14,6 +14,7 @@ import types
 import typing
 from dataclasses import MISSING, fields
 
+from . import runtime
 from .errors import CampaignError
 from .preemption import EXIT_PREEMPTED, Preempted
 
@@ -93,6 +94,10 @@ def add_common_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="torch threads (default: $SLURM_CPUS_PER_TASK, else all cores)")
+    p.add_argument("--compile-cache", default=None,
+                   help="torch compile cache shared by a campaign's jobs (default: $CAMPAIGN_COMPILE_CACHE)")
 
 
 # ------------------------------------------------------------------- commands
@@ -430,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    runtime.setup(getattr(args, "threads", None), getattr(args, "compile_cache", None))
     try:
         return args.func(args)
     except Preempted as exc:

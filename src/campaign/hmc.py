@@ -74,16 +74,14 @@ def trajectory(fld: LinkField, q, beta, eps, n_steps, integrator, generator):
 
 
 # ------------------------------------------------------------------ run control
-@dataclass
-class HMCSettings:
-    group: str
-    beta: float
-    L: int
-    n_configs: int
-    chains: int = 4
+@dataclass(kw_only=True)
+class MDSettings:
+    """The options every HMC run shares, gauge theories and phi^4 alike: thermalisation,
+    molecular dynamics, start, seed, device and dtype.  The theories' settings add their
+    couplings, lattice, run length and chains in front."""
+
     therm: int = 200
-    sep: int = 5
-    n_leapfrog: int | None = None
+    n_leapfrog: int | None = None  # None: tuned during thermalisation
     trajectory_length: float = 1.0
     integrator: str = "omelyan"
     target_acceptance: float = 0.8
@@ -92,27 +90,47 @@ class HMCSettings:
     device: str = "cpu"
     dtype: str = "float64"
 
+    def validate_md(self, counts: tuple[str, ...]) -> None:
+        """Check the shared options, and that the fields named in counts are >= 1."""
+        for name in counts:
+            if getattr(self, name) < 1:
+                raise CampaignError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.therm < 0:
+            raise CampaignError(f"therm must be >= 0, got {self.therm}")
+        if self.n_leapfrog is not None and self.n_leapfrog < 1:
+            raise CampaignError(f"n_leapfrog must be >= 1, got {self.n_leapfrog}")
+        if not (math.isfinite(self.trajectory_length) and self.trajectory_length > 0):
+            raise CampaignError(f"trajectory length must be > 0, got {self.trajectory_length}")
+        if self.integrator not in INTEGRATORS:
+            raise CampaignError(f"unknown integrator {self.integrator!r}; choose one of {INTEGRATORS}")
+        if not 0 < self.target_acceptance < 1:
+            raise CampaignError(f"target acceptance must lie in (0, 1), got {self.target_acceptance}")
+        if self.start not in STARTS:
+            raise CampaignError(f"start must be one of {', '.join(STARTS)}, got {self.start!r}")
+        if self.dtype not in ("float64", "float32"):
+            raise CampaignError(f"dtype must be float64 or float32, got {self.dtype!r}")
+
+    @property
+    def tuned(self) -> bool:
+        return self.n_leapfrog is None
+
+
+@dataclass
+class HMCSettings(MDSettings):
+    group: str
+    beta: float
+    L: int
+    n_configs: int
+    chains: int = 4
+    sep: int = 5
+
     def validate(self) -> None:
         get_group(self.group)
         if not (math.isfinite(self.beta) and self.beta >= 0):
             raise CampaignError(f"beta must be finite and >= 0, got {self.beta}")
         if self.L < 2:
             raise CampaignError(f"L must be >= 2, got {self.L}")
-        for name in ("n_configs", "chains", "sep"):
-            if getattr(self, name) < 1:
-                raise CampaignError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.therm < 0:
-            raise CampaignError(f"therm must be >= 0, got {self.therm}")
-        if self.start not in STARTS:
-            raise CampaignError(f"start must be one of {', '.join(STARTS)}, got {self.start!r}")
-        if self.integrator not in INTEGRATORS:
-            raise CampaignError(f"unknown integrator {self.integrator!r}; choose one of {INTEGRATORS}")
-        if not 0 < self.target_acceptance < 1:
-            raise CampaignError(f"target acceptance must lie in (0, 1), got {self.target_acceptance}")
-        if self.dtype not in ("float64", "float32"):
-            raise CampaignError(f"dtype must be float64 or float32, got {self.dtype!r}")
-        if self.n_leapfrog is not None and self.n_leapfrog < 1:
-            raise CampaignError(f"n_leapfrog must be >= 1, got {self.n_leapfrog}")
+        self.validate_md(("n_configs", "chains", "sep"))
 
     @property
     def measurements_per_chain(self) -> int:
@@ -121,11 +139,6 @@ class HMCSettings:
     @property
     def total_trajectories(self) -> int:
         return self.therm + self.measurements_per_chain * self.sep
-
-    @property
-    def tuned(self) -> bool:
-        return self.n_leapfrog is None
-
 
 @dataclass
 class StepSizeController:
@@ -245,6 +258,8 @@ class HMCRun:
         self.group = get_group(settings.group)
         rdtype = torch.float64 if settings.dtype == "float64" else torch.float32
         self.field = field_for(self.group, dtype=rdtype, device=device)
+        n_force = force_evaluations(settings.integrator, settings.n_leapfrog or 10)
+        self.field.plan(settings.total_trajectories * settings.chains * 2 * settings.L**2 * n_force)
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(settings.seed)
         self.controller = StepSizeController(
@@ -361,7 +376,9 @@ class HMCRun:
             self.trajectories_done += 1
             done_prod = self.trajectories_done - s.therm
             if done_prod > 0 and done_prod % s.sep == 0:
-                self._pending_configs.append(self.field.to_links(self.q).cpu())
+                # the field's own representation, chain axis first; converted to links
+                # once, in collect (a U(1) conversion costs as much as half a trajectory)
+                self._pending_configs.append(self.q.clone(memory_format=torch.contiguous_format).cpu())
                 self._pending_steps.append(self.trajectories_done)
             if time.monotonic() - last_ckpt > checkpoint_interval and self.trajectories_done < total:
                 self._checkpoint()
@@ -386,7 +403,7 @@ class HMCRun:
         for k in range(self.n_parts):
             part = io.load_torch(self.parts / f"part_{k:05d}.pt", "HMC checkpoint part")
             if part["configs"] is not None:
-                configs.append(part["configs"])
+                configs.append(self._links(part["configs"]))
                 steps.extend(part["steps"])
             for key, value in part["history"].items():
                 history.setdefault(key, []).append(value)
@@ -399,3 +416,12 @@ class HMCRun:
         hist = {k: torch.cat(v).numpy() for k, v in history.items()}
         hist["accepted"] = hist["accepted"].astype(np.int8)
         return links[:n], chain[:n], step[:n], hist
+
+    def _links(self, configs):
+        """Stored configurations (measurements, chains, 2, ...) as links.  The run stores
+        the field's own coordinates and converts here, once per checkpoint part: in the
+        trajectory loop, a U(1) conversion cost half a trajectory.  Parts written by
+        versions that converted in the loop hold links already."""
+        if configs.is_complex():
+            return configs
+        return self.field.to_links(configs.flatten(0, 1)).unflatten(0, configs.shape[:2])

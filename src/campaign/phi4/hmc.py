@@ -23,48 +23,22 @@ from ..errors import CampaignError
 from ..progress import Progress
 from .action import Phi4Couplings, Phi4Field
 
-STARTS = ("hot", "cold")  # hot: phi_x standard normal; cold: phi_x = 0
-
-
 @dataclass
-class Phi4HMCSettings:
+class Phi4HMCSettings(shared.MDSettings):
+    """start: hot, phi_x standard normal; cold, phi_x = 0."""
+
     kappa: float
     lam: float
     shape: tuple[int, ...]  # the lattice, e.g. (16, 16); () is the one-site theory
     configs_per_chain: int
     chains: int = 16
-    therm: int = 200
     sep: int = 1
-    n_leapfrog: int | None = None  # None: tuned during thermalisation
-    trajectory_length: float = 1.0
-    integrator: str = "omelyan"
-    target_acceptance: float = 0.8
-    start: str = "hot"
-    seed: int = 0
-    device: str = "cpu"
-    dtype: str = "float64"
 
     def validate(self) -> None:
         Phi4Couplings(self.kappa, self.lam)
         if any(int(n) < 2 for n in self.shape):
             raise CampaignError(f"every lattice extent must be >= 2, got {tuple(self.shape)}")
-        for name in ("configs_per_chain", "chains", "sep"):
-            if getattr(self, name) < 1:
-                raise CampaignError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.therm < 0:
-            raise CampaignError(f"therm must be >= 0, got {self.therm}")
-        if self.n_leapfrog is not None and self.n_leapfrog < 1:
-            raise CampaignError(f"n_leapfrog must be >= 1, got {self.n_leapfrog}")
-        if not (math.isfinite(self.trajectory_length) and self.trajectory_length > 0):
-            raise CampaignError(f"trajectory length must be > 0, got {self.trajectory_length}")
-        if self.integrator not in shared.INTEGRATORS:
-            raise CampaignError(f"unknown integrator {self.integrator!r}; choose one of {shared.INTEGRATORS}")
-        if not 0 < self.target_acceptance < 1:
-            raise CampaignError(f"target acceptance must lie in (0, 1), got {self.target_acceptance}")
-        if self.start not in STARTS:
-            raise CampaignError(f"start must be one of {', '.join(STARTS)}, got {self.start!r}")
-        if self.dtype not in ("float64", "float32"):
-            raise CampaignError(f"dtype must be float64 or float32, got {self.dtype!r}")
+        self.validate_md(("configs_per_chain", "chains", "sep"))
 
     @property
     def total_trajectories(self) -> int:

@@ -1,0 +1,148 @@
+"""`campaign hmc` end to end against the benchmark's trajectory rate (issue 16).
+
+    python benchmarks/hmc_cli.py                       # U(1) float32, L = 32 x 64 chains; 32 and 2000 trajectories
+    python benchmarks/hmc_cli.py --trajectories 32 --threads 1
+
+Runs, each in a fresh process and in this order:
+  bench      the benchmark's loop: ``campaign.hmc.trajectory`` on the same field, compiled,
+             best trajectories/s (what ``benchmarks/hmc.py`` reports), allocator tuned as
+             ``campaign.runtime`` does;
+  cold       ``campaign hmc`` compiled (CAMPAIGN_COMPILE=always) with an empty compile cache;
+  warm       the same again: the cache the cold job filled;
+  eager      ``campaign hmc`` uncompiled (CAMPAIGN_COMPILE=never);
+  auto       ``campaign hmc`` as a campaign runs it (CAMPAIGN_COMPILE=auto: compiled only when
+             the run is long enough to pay), warm cache,
+for each number of trajectories (``--therm 0 --sep 8 --n-leapfrog 10``, Omelyan, 64 chains
+store every 8th trajectory).  Printed per job: wall time of the process, of the HMC loop
+(the file's wall_time_s) and trajectories/s end to end; then the ratios the issue asks
+for: end-to-end rate / benchmark rate, compile overhead of a warm job (warm - eager, an
+upper bound: the compiled trajectories themselves are faster), and auto / eager.  The
+HMC loop rate (trajectories / wall_time_s) leaves out the imports and the HDF5 write (gzip:
+about 1 ms per stored configuration of U(1) L = 32, ten times the uncompressed write).
+The benchmark runs again at the end: a changed rate says the machine's load changed.
+
+Timings on a shared machine mean something only as ratios of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+SEP = 8
+
+
+def campaign_hmc(out: str, trajectories: int, args, env: dict) -> dict:
+    """One `campaign hmc` job; its process wall time and the file's HMC wall time."""
+    import h5py
+
+    n_configs = args.chains * (trajectories // SEP)
+    cmd = [sys.executable, "-m", "campaign.cli", "hmc", "--group", args.group, "--beta", str(args.beta),
+           "--L", str(args.L), "--chains", str(args.chains), "--n-configs", str(n_configs), "--therm", "0",
+           "--sep", str(SEP), "--n-leapfrog", str(args.n_steps), "--dtype", args.dtype, "--out", out,
+           "--quiet", "--force", "--threads", str(args.threads), "--compile-cache", env["CACHE"]]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if proc.returncode:
+        raise SystemExit(f"campaign hmc failed: {proc.stderr.strip().splitlines()[-1:]}")
+    with h5py.File(out) as f:
+        loop = float(f.attrs["wall_time_s"])
+    os.remove(out)
+    return {"wall_s": wall, "hmc_s": loop, "traj_per_s": trajectories / wall}
+
+
+def bench_row(spec: dict) -> dict:
+    """In a fresh process: best trajectories/s of the compiled loop, warm-up excluded."""
+    import torch
+
+    from campaign import runtime
+    from campaign.fields import field_for
+    from campaign.groups import get_group
+    from campaign.hmc import trajectory
+
+    runtime.setup(spec["threads"], spec["cache"])
+    group, dtype = get_group(spec["group"]), getattr(torch, spec["dtype"])
+    fld = field_for(group, dtype)
+    gen = torch.Generator().manual_seed(0)
+    q = fld.normalise(fld.from_links(group.haar((spec["chains"], 2, spec["L"], spec["L"]), generator=gen, dtype=dtype)))
+    beta = torch.tensor(spec["beta"], dtype=dtype)
+    eps = 1.0 / spec["n_steps"]
+    for _ in range(3):
+        q = trajectory(fld, q, beta, eps, spec["n_steps"], "omelyan", gen)[0]
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(20):
+            q = trajectory(fld, q, beta, eps, spec["n_steps"], "omelyan", gen)[0]
+        best = min(best, (time.perf_counter() - t) / 20)
+    return {"traj_per_s": 1 / best, "compiled": fld.compiles(q)}
+
+
+def run_bench(spec: dict, env: dict, when: str) -> dict:
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--row", json.dumps(spec)],
+                          env=dict(env, CAMPAIGN_COMPILE="always"), capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"benchmark loop failed: {proc.stderr.strip().splitlines()[-1:]}")
+    bench = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"bench {when}: {bench['traj_per_s']:.1f} trajectories/s (compiled: {bench['compiled']}), "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    return bench
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--trajectories", default="32,2000", help=f"comma list, multiples of {SEP}")
+    p.add_argument("--group", default="u1")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--L", type=int, default=32)
+    p.add_argument("--chains", type=int, default=64)
+    p.add_argument("--beta", type=float, default=2.0)
+    p.add_argument("--n-steps", type=int, default=10)
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--cases", default="cold,warm,eager,auto")
+    p.add_argument("--row", default=None, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.row is not None:
+        print(json.dumps(bench_row(json.loads(a.row))), flush=True)
+        return 0
+    trajectories = [int(t) for t in a.trajectories.split(",")]
+    if any(t % SEP or t <= 0 for t in trajectories):
+        p.error(f"--trajectories: multiples of {SEP}")
+    with tempfile.TemporaryDirectory(prefix="hmc_cli_") as tmp:
+        cache = os.path.join(tmp, "cache")
+        env = dict(os.environ, CACHE=cache)
+        print(f"# campaign hmc {a.group} {a.dtype} L={a.L} x {a.chains} chains, {a.n_steps} Omelyan steps, "
+              f"{a.threads} threads, load average {os.getloadavg()[0]:.1f}", flush=True)
+        spec = {k: getattr(a, k) for k in ("group", "dtype", "L", "chains", "beta", "n_steps", "threads")}
+        spec["cache"] = os.path.join(tmp, "bench_cache")
+        bench = run_bench(spec, env, "before the jobs")
+        modes = {"cold": "always", "warm": "always", "eager": "never", "auto": "auto"}
+        for n in trajectories:
+            jobs = {}
+            for case in a.cases.split(","):
+                if case == "cold":
+                    subprocess.run(["rm", "-rf", cache], check=True)
+                jobs[case] = campaign_hmc(os.path.join(tmp, "e.h5"), n, a, dict(env, CAMPAIGN_COMPILE=modes[case]))
+                j = jobs[case]
+                print(f"{n:5d} trajectories, {case:5s}: {j['wall_s']:6.1f} s process, {j['hmc_s']:6.1f} s HMC, "
+                      f"{j['traj_per_s']:6.1f} trajectories/s end to end", flush=True)
+            for case, j in jobs.items():
+                print(f"{n:5d} trajectories: {case} rate / bench: end to end {j['traj_per_s'] / bench['traj_per_s']:.2f}, "
+                      f"HMC loop {n / j['hmc_s'] / bench['traj_per_s']:.2f}")
+            if "warm" in jobs and "eager" in jobs:
+                print(f"{n:5d} trajectories: warm compile overhead <= {jobs['warm']['wall_s'] - jobs['eager']['wall_s']:.1f} s"
+                      f" (warm - eager)")
+            if "auto" in jobs and "eager" in jobs:
+                print(f"{n:5d} trajectories: auto / eager wall = {jobs['auto']['wall_s'] / jobs['eager']['wall_s']:.2f}")
+        run_bench(spec, env, "after the jobs (a rate unlike the first: the load changed)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
