@@ -371,6 +371,8 @@ def test_disk_full_is_one_line_and_keeps_no_output(tmp_path, monkeypatch, capsys
     (["exact", "--group", "u1", "--beta", "1", "--L", "100000"], "GiB of memory"),
     (["hmc", "--group", "u1", "--beta", "1", "--L", "4", "--n-configs", "4", "--chains", "100000000",
       "--out", "x.h5"], "GiB of memory"),
+    (["hmc", "--group", "u1", "--beta", "1", "--L", "64", "--n-configs", "4", "--sep", "10000000000000",
+      "--out", "x.h5"], "days even at"),
     (["hmc", "--group", "u1", "--beta", "1", "--L", "4", "--n-configs", "4", "--out", "/proc/x.h5"],
      "cannot write output"),
     (["hmc", "--group", "u1", "--beta", "1", "--L", "4", "--n-configs", "4", "--out", "."],

@@ -133,3 +133,17 @@ def test_weights_training_stopped_by_sigterm_resumes_bit_identically(tmp_path):
     assert stopped.strip().splitlines()[-1].startswith("stopped: weights run.h5: SIGTERM received")
     assert "resuming run.h5" in resumed
     assert_same_datasets(ref, out)
+
+
+def test_hmc_stopped_by_sigusr1_resumes_bit_identically(tmp_path):
+    base = [sys.executable, "-m", "campaign.cli", "hmc", "--group", "u1", "--beta", "2", "--L", "8",
+            "--n-configs", "40", "--chains", "4", "--therm", "20", "--sep", "20", "--seed", "5",
+            "--checkpoint-interval", "3600", "--threads", "1"]
+    ref = tmp_path / "ref.h5"
+    subprocess.run(base + ["--out", str(ref), "--quiet"], env=_env(), check=True, capture_output=True, timeout=300)
+    out = tmp_path / "run.h5"
+    stopped, resumed = run_preempted_then_resumed(base + ["--out", str(out)], signal.SIGUSR1,
+                                                  checkpoint=tmp_path / "run.h5.parts")
+    assert stopped.strip().splitlines()[-1].startswith("campaign hmc: stopped: hmc u1 beta=2 L=8: SIGUSR1 received")
+    assert "resuming at trajectory" in resumed
+    assert_same_datasets(ref, out, skip=("wall", "history/time"))

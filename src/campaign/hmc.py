@@ -24,6 +24,7 @@ import torch
 from .errors import CampaignError
 from .fields import LinkField, field_for
 from .groups import get_group
+from .preemption import CheckpointClock
 from .progress import Progress
 
 OMELYAN_LAMBDA = 0.1931833275037836
@@ -205,9 +206,13 @@ def generate_ensemble(
         device=str(device), dtype=str(dtype),
     )
     settings.validate()
-    from .bounds import check_beta, check_memory, hmc_memory_bytes
+    from .bounds import check_beta, check_memory, check_time, hmc_memory_bytes, hmc_seconds_at_least
 
     check_beta(settings.beta, force)
+    check_time(f"hmc with {settings.chains} chains of L={settings.L} and {settings.total_trajectories} trajectories",
+               hmc_seconds_at_least(get_group(settings.group).N, settings.L, settings.chains,
+                                    settings.total_trajectories,
+                                    force_evaluations(settings.integrator, settings.n_leapfrog or 1)), force)
     check_memory(f"hmc with {settings.chains} chains of L={settings.L} and {settings.n_configs} configurations",
                  hmc_memory_bytes(get_group(settings.group).N, settings.L, settings.chains, settings.n_configs,
                                   settings.dtype), force)
@@ -356,7 +361,7 @@ class HMCRun:
         bar = Progress(label, total, enabled=progress)
         if resumed and progress:
             print(f"{label}: resuming at trajectory {self.trajectories_done}/{total}", file=sys.stderr)
-        last_ckpt = time.monotonic()
+        clock = CheckpointClock(checkpoint_interval, label)
         beta = torch.tensor(s.beta, dtype=self.field.real_dtype, device=self.device)
         while self.trajectories_done < total:
             t = self.trajectories_done
@@ -380,9 +385,9 @@ class HMCRun:
                 # once, in collect (a U(1) conversion costs as much as half a trajectory)
                 self._pending_configs.append(self.q.clone(memory_format=torch.contiguous_format).cpu())
                 self._pending_steps.append(self.trajectories_done)
-            if time.monotonic() - last_ckpt > checkpoint_interval and self.trajectories_done < total:
+            if self.trajectories_done < total and clock.due():
                 self._checkpoint()
-                last_ckpt = time.monotonic()
+                clock.written()  # after a stop signal: raises Preempted
             if progress:
                 bar.update(
                     self.trajectories_done,
