@@ -195,9 +195,10 @@ def test_exact_curves_from_module_and_fallback(fixture, tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
     import campaign.figures as figs
+    from campaign.figures import data as figdata
 
     df = fixture[0]
-    df = figs._load_table(df[(df.group == "u1") & (df.L == 8)])
+    df = figdata._load_table(df[(df.group == "u1") & (df.L == 8)])
     calls = []
     fake = types.ModuleType("campaign.exact")
 
@@ -209,7 +210,7 @@ def test_exact_curves_from_module_and_fallback(fixture, tmp_path, monkeypatch):
     fake.wilson_loop = lambda group, beta, L, R, T: _w(group, beta, R * T)
     fake.chi_t = lambda group, beta, L: _chi(group, beta)
     monkeypatch.setitem(sys.modules, "campaign.exact", fake)
-    figs._exact_curve.cache_clear()
+    figdata._exact_curve.cache_clear()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fig = figs.fig_beta_extrapolation(df, "u1", exact_curves=True)
@@ -227,19 +228,19 @@ def test_exact_curves_from_module_and_fallback(fixture, tmp_path, monkeypatch):
         raise RuntimeError("not converged")
 
     fake.plaquette = fake.wilson_loop = fake.chi_t = broken
-    figs._exact_curve.cache_clear()
-    figs._EXACT_WARNED.clear()
+    figdata._exact_curve.cache_clear()
+    figdata._EXACT_WARNED.clear()
     with pytest.warns(UserWarning, match="failed"):
         fig = figs.fig_beta_extrapolation(df, "u1", exact_curves=True)
     # falls back to the table's exact values at the measured betas
     assert any(line.get_linestyle() == "--" for line in fig.axes[0].get_lines())
     plt.close(fig)
-    figs._exact_curve.cache_clear()
+    figdata._exact_curve.cache_clear()
     monkeypatch.delitem(sys.modules, "campaign.exact")
-    monkeypatch.setattr(figs, "_exact_module", lambda: None)
+    monkeypatch.setattr(figdata, "_exact_module", lambda: None)
     fig = figs.fig_beta_extrapolation(df, "u1", exact_curves=True)  # module missing: no crash
     plt.close(fig)
-    figs._exact_curve.cache_clear()
+    figdata._exact_curve.cache_clear()
 
 
 def test_diffusion_sampler_figure_plots_the_table(fixture):
@@ -248,8 +249,9 @@ def test_diffusion_sampler_figure_plots_the_table(fixture):
     import matplotlib.pyplot as plt
 
     import campaign.figures as figs
+    from campaign.figures.data import _load_table
 
-    df = figs._load_table(fixture[0])
+    df = _load_table(fixture[0])
     fig = figs.fig_diffusion_sampler(df)
     axes = np.asarray(fig.axes).reshape(3, -1)
     assert axes.shape == (3, 3)
@@ -288,7 +290,7 @@ def test_q_history_uses_all_independent_samples():
     samples (one per chain) every sample, not a single point."""
     import pandas as pd
 
-    from campaign.figures import _first_chain
+    from campaign.figures.topology import _first_chain
 
     markov = pd.DataFrame({"chain": [1, 0, 0, 1, 0], "step": [0, 2, 0, 1, 1], "Q": [9, 3, 1, 9, 2]})
     assert list(_first_chain(markov)["Q"]) == [1, 2, 3]
@@ -299,7 +301,7 @@ def test_q_history_uses_all_independent_samples():
 def test_q_distribution_uses_importance_weights():
     """Weighted samples enter the Q histogram with their weights (plain frequencies of
     weighted samples would show the sampler's biased proposal distribution)."""
-    from campaign.figures import _q_distribution
+    from campaign.figures.topology import _q_distribution
 
     edges = np.arange(-2.5, 3.5)
     t = pd.DataFrame({"Q": [0, 0, 0, 1], "log_weight": np.log([1.0, 1.0, 1.0, 3.0])})
