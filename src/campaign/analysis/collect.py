@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import CampaignError
+from ..theories import THEORIES
 from .tables import TABLE_COLUMNS, _truthy
 
 _DIAGNOSTIC_ROWS = ("acceptance", "exp_minus_dH", "tail_step_size", "annealed_plaquette", "tail_q_changed",
@@ -28,6 +29,12 @@ def _load_json(path) -> dict:
         raise CampaignError(f"summary file not found: {path}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CampaignError(f"{path} is not valid JSON: {exc}") from None
+
+
+def _has_topology(group: str) -> bool:
+    """A registered theory without a charge has no <Q>; an unknown name keeps <Q> = 0."""
+    theory = THEORIES.get(group)
+    return theory is None or theory.has_topology
 
 
 def _key(group, beta, L):
@@ -99,7 +106,7 @@ def collect_summaries(summary_paths, exact_paths=None) -> pd.DataFrame:
             n_eff = _num(st.get("n_eff"))
             exact_name = _EXACT_OF.get(name, name)
             ex_val = _exact_lookup(ex, exact_name) if exact_name else math.nan
-            if name == "Q" and base["group"] == "su2":
+            if name == "Q" and not _has_topology(base["group"]):
                 ex_val = math.nan
             pull = (value - ex_val) / error if (
                 error and math.isfinite(error) and error > 0 and name not in _NO_PULL) else math.nan

@@ -10,13 +10,16 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..theories import THEORIES, THEORY_NAMES, topological_names
+
 FIGURES = (
     "wilson_loops", "beta_extrapolation", "diffusion_sampler", "topology",
     "autocorrelation_cost", "training_loss",
 )
-GROUP_ORDER = ("u1", "su2", "u2")
-GROUP_LABEL = {"u1": "U(1)", "su2": "SU(2)", "u2": "U(2)"}
-TOPOLOGICAL = ("u1", "u2")
+# from the theory registry: its order, printed names and which theories have a charge Q
+GROUP_ORDER = THEORY_NAMES
+GROUP_LABEL = {name: theory.label for name, theory in THEORIES.items()}
+TOPOLOGICAL = topological_names()
 
 # Okabe-Ito colour-blind safe palette
 BLUE, VERMILLION, GREEN, PURPLE, ORANGE, SKY, YELLOW = (
