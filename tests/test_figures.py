@@ -8,8 +8,6 @@ figures to results/figures-fixture/.
 """
 
 import math
-import sys
-import types
 import warnings
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pytest
 from scipy.special import ive
 
 from campaign.analysis import TABLE_COLUMNS, write_table
+import campaign.figures as figs
 from campaign.figures import FIGURES, captions, choose_L, make_figures
 
 BETAS = (1.0, 2.0, 4.0, 6.0)
@@ -191,56 +190,124 @@ def test_su2_only_and_empty(fixture, tmp_path):
     assert [p.name for p in out["beta_extrapolation"]] == ["beta_extrapolation_u1.png"]
 
 
-def test_exact_curves_from_module_and_fallback(fixture, tmp_path, monkeypatch):
-    import matplotlib.pyplot as plt
-
-    import campaign.figures as figs
-    from campaign.figures import data as figdata
+def _u1_small(fixture):
+    from campaign.figures.data import _load_table
 
     df = fixture[0]
-    df = figdata._load_table(df[(df.group == "u1") & (df.L == 8)])
-    calls = []
-    fake = types.ModuleType("campaign.exact")
+    return _load_table(df[(df.group == "u1") & (df.L == 8)])
 
-    def plaquette(group, beta, L):
-        calls.append(("plaquette", group, beta, L))
-        return _w(group, beta, 1)
 
-    fake.plaquette = plaquette
-    fake.wilson_loop = lambda group, beta, L, R, T: _w(group, beta, R * T)
-    fake.chi_t = lambda group, beta, L: _chi(group, beta)
-    monkeypatch.setitem(sys.modules, "campaign.exact", fake)
-    figdata._exact_curve.cache_clear()
+def test_exact_curves_are_campaign_exact(fixture):
+    """The dense exact curve of each panel is campaign.exact at the plotted betas."""
+    import matplotlib.pyplot as plt
+
+    import campaign.exact
+    from campaign.figures.data import _exact_curve
+
+    _exact_curve.cache_clear()
+    df = _u1_small(fixture)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fig = figs.fig_beta_extrapolation(df, "u1", exact_curves=True)
-    assert calls and calls[0][:2] == ("plaquette", "u1") and len(calls) == 40  # dense beta grid
-    # the dense curve is drawn: a line with 40 points on the plaquette panel
-    assert any(len(line.get_xdata()) == 40 for line in fig.axes[0].get_lines())
+    funcs = (lambda b: campaign.exact.plaquette("u1", b, 8), lambda b: campaign.exact.wilson_loop("u1", b, 8, 2, 2),
+             lambda b: campaign.exact.chi_t("u1", b, 8))
+    for ax, exact in zip(fig.axes[0::2], funcs):
+        (curve,) = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 40]  # the dense beta grid
+        x, y = np.asarray(curve.get_xdata(), float), np.asarray(curve.get_ydata(), float)
+        assert np.allclose(y, [exact(b) for b in x], rtol=1e-12, atol=0)
     plt.close(fig)
-    # without exact values in the table, the Wilson-loop panel asks campaign.exact
-    no_exact = df.assign(exact=np.nan)
-    fig = figs.fig_wilson_loops(no_exact, 8, exact_curves=True)
-    assert any(line.get_label() == "exact" for line in fig.axes[0].get_lines())
+    # without exact values in the table, the Wilson-loop panel draws campaign.exact per area
+    fig = figs.fig_wilson_loops(df.assign(exact=np.nan), 8, exact_curves=True)
+    (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "exact"]
+    areas = np.asarray(line.get_xdata(), float)
+    loops = {r * t: (int(r), int(t)) for r, t in df[["R", "T"]].dropna().itertuples(index=False)}
+    want = [campaign.exact.wilson_loop("u1", 1.0, 8, *loops[a]) for a in areas]
+    assert np.allclose(line.get_ydata(), want, rtol=1e-12)
     plt.close(fig)
+    _exact_curve.cache_clear()
+
+
+def test_exact_failure_falls_back_to_the_table(fixture, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    import campaign.exact
+    from campaign.figures import data as figdata
 
     def broken(*args):
         raise RuntimeError("not converged")
 
-    fake.plaquette = fake.wilson_loop = fake.chi_t = broken
+    for name in ("plaquette", "wilson_loop", "chi_t"):
+        monkeypatch.setattr(campaign.exact, name, broken)
     figdata._exact_curve.cache_clear()
     figdata._EXACT_WARNED.clear()
     with pytest.warns(UserWarning, match="failed"):
-        fig = figs.fig_beta_extrapolation(df, "u1", exact_curves=True)
+        fig = figs.fig_beta_extrapolation(_u1_small(fixture), "u1", exact_curves=True)
     # falls back to the table's exact values at the measured betas
     assert any(line.get_linestyle() == "--" for line in fig.axes[0].get_lines())
     plt.close(fig)
     figdata._exact_curve.cache_clear()
-    monkeypatch.delitem(sys.modules, "campaign.exact")
-    monkeypatch.setattr(figdata, "_exact_module", lambda: None)
-    fig = figs.fig_beta_extrapolation(df, "u1", exact_curves=True)  # module missing: no crash
+
+
+def _panel_points(ax) -> list[float]:
+    """y of every error-bar point drawn on an axes (NaN dropped), sorted."""
+    ys = [y for c in ax.containers for y in np.asarray(c[0].get_ydata(), float)]
+    return sorted(round(y, 9) for y in ys if np.isfinite(y))
+
+
+def _check_wilson_figure(fig, df, L):
+    """Each (group, beta) panel shows the table's significant loops and, underneath, the pulls
+    (value - exact) / error of every loop of that panel."""
+    labels = {v: k for k, v in figs.GROUP_LABEL.items()}
+    for ax, axp in zip(fig.axes[0::2], fig.axes[1::2]):
+        label, beta = ax.get_title().split(",  ")
+        g, beta = labels[label], float(beta.strip("$").split("=")[1])
+        s = df[(df.group == g) & (df.beta == beta) & (df.L == L) & df.observable.str.startswith("W_")]
+        shown = s[(s.value > 0) & (s.value > 2 * s.error)]
+        assert _panel_points(ax) == sorted(round(v, 9) for v in shown.value), (g, beta)
+        pulls = (s.value - s.exact) / s.error
+        assert _panel_points(axp) == sorted(round(p, 9) for p in pulls), (g, beta)
+
+
+def test_wilson_loop_figure_plots_the_table(fixture, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    import campaign.figures.wilson_loops as wl
+    from campaign.figures.data import _load_table
+
+    df = _load_table(fixture[0])
+    fig = figs.fig_wilson_loops(df, 16, exact_curves=False)
+    assert len(fig.axes) == 2 * 3 * 2  # (values, pulls) per group and beta
+    _check_wilson_figure(fig, df, 16)
     plt.close(fig)
-    figdata._exact_curve.cache_clear()
+    # power: a flipped pull sign, or data of another volume, fails the check
+    monkeypatch.setattr(wl, "_pulls", lambda v, e, x: -figs.data._pulls(v, e, x))
+    fig = figs.fig_wilson_loops(df, 16, exact_curves=False)
+    with pytest.raises(AssertionError):
+        _check_wilson_figure(fig, df, 16)
+    plt.close(fig)
+    monkeypatch.undo()
+    fig = figs.fig_wilson_loops(df, 8, exact_curves=False)
+    with pytest.raises(AssertionError):
+        _check_wilson_figure(fig, df, 16)
+    plt.close(fig)
+
+
+def test_beta_extrapolation_plots_values_and_pulls(fixture):
+    """Upper panels: the table's values per observable; lower panels: its pulls."""
+    import matplotlib.pyplot as plt
+
+    from campaign.figures.data import _load_table
+
+    df = _load_table(fixture[0])
+    for g in ("u1", "su2"):
+        fig = figs.fig_beta_extrapolation(df, g, exact_curves=False)
+        observables = ["plaquette", "W_2x2"] + (["chi_t"] if g == "u1" else [])
+        assert len(fig.axes) == 2 * len(observables)
+        for obs, ax, axp in zip(observables, fig.axes[0::2], fig.axes[1::2]):
+            s = df[(df.group == g) & (df.observable == obs)]
+            assert _panel_points(ax) == sorted(round(v, 9) for v in s.value), (g, obs)
+            assert _panel_points(axp) == sorted(round(p, 9) for p in (s.value - s.exact) / s.error), (g, obs)
+        plt.close(fig)
 
 
 def test_diffusion_sampler_figure_plots_the_table(fixture):

@@ -79,3 +79,27 @@ def test_labels_and_topology_helpers():
     assert theories.label("su2") == "SU(2)" and theories.label("phi4") == "phi4"
     assert theories.topological_names() == ("u1", "u2")
     assert math.isclose(THEORIES["su2"].coefficient(2.0, 1), exact.character_coefficient("su2", 2.0, 1))
+
+
+def test_observable_registry_resolves_and_translates():
+    """Each observable names real functions; a Wilson loop has one spelling, W_RxT, and the
+    registry translates it to the exact JSON's RxT key."""
+    import campaign.exact
+    import campaign.observables
+    from campaign.theories.observables import (
+        OBSERVABLES, exact_loop_key, exact_value, get_observable, loop_name, parse_loop)
+
+    for obs in OBSERVABLES.values():
+        assert obs.measure is None or obs.measure_function() is getattr(campaign.observables, obs.measure.split(":")[1])
+        assert obs.exact is None or obs.exact_function() is getattr(campaign.exact, obs.exact.split(":")[1])
+        assert obs.exact is not None or obs.exact_value is not None or obs.measure is not None
+    assert parse_loop(loop_name(3, 12)) == (3, 12) and parse_loop("plaquette") is None and parse_loop("W_3x") is None
+    assert get_observable("W_2x3") is OBSERVABLES["W_RxT"] and campaign.observables.loop_names(2) == [
+        "W_1x1", "W_1x2", "W_2x2"]
+    result = campaign.exact.exact_observables("u2", 1.5, 6, max_loop=3)
+    assert exact_loop_key(2, 3) in result["wilson_loops"]
+    assert exact_value(result, "W_2x3") == exact_value(result, "W_3x2") == result["wilson_loops"]["2x3"]
+    assert exact_value(result, "W_2x3") == OBSERVABLES["W_RxT"].exact_function()("u2", 1.5, 6, 2, 3)
+    assert exact_value(result, "plaquette") == result["plaquette"] and exact_value(result, "chi_t") == result["chi_t"]
+    assert exact_value(None, "Q") == 0.0 and math.isnan(exact_value(result, "W_4x4"))
+    assert math.isnan(exact_value(result, "acceptance")) and math.isnan(exact_value(None, "plaquette"))

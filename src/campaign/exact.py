@@ -94,6 +94,7 @@ import operator
 import numpy as np
 from .theories import THEORIES, Theory, get_theory
 from .theories.base import Representations
+from .theories.observables import exact_loop_key
 
 TOLERANCE = 1e-17  # truncate representation sums when the outermost shell is this small
 _MAX_CUTOFF = 4096
@@ -322,7 +323,7 @@ def exact_observables(group, beta, L, max_loop=None, force: bool = False) -> dic
         "L": L,
         "plaquette": float(by_area[1]),
         "wilson_loops": {
-            f"{r}x{t}": float(by_area[r * t])
+            exact_loop_key(r, t): float(by_area[r * t])
             for r in range(1, max_loop + 1)
             for t in range(1, max_loop + 1)
         },

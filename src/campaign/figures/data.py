@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,10 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..theories.observables import LOOP_RE, get_observable, loop_name, parse_loop
 from .style import DIFFUSION
-
-_LOOP_RE = re.compile(r"^W_(\d+)x(\d+)$")
-
 
 def _pulls(values, errors, exact):
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -59,37 +56,25 @@ def _warn_once(key, text):
         warnings.warn(text, stacklevel=3)
 
 
-def _exact_module():
-    try:
-        import importlib
-
-        return importlib.import_module("campaign.exact")
-    except Exception as exc:  # module being written, or broken: figures still come out
-        _warn_once("import", f"campaign.exact unavailable ({type(exc).__name__}: {exc}); "
-                   "exact curves drawn through the table's exact values only")
-        return None
-
-
 @functools.lru_cache(maxsize=256)
-def _exact_curve(kind: str, group: str, L: int, betas: tuple, R: int = 1, T: int = 1):
-    mod = _exact_module()
-    if mod is None:
-        return None
+def _exact_curve(observable: str, group: str, L: int, betas: tuple):
+    """Exact values of a table observable ("plaquette", "W_2x2", "chi_t") at ``betas``, from
+    campaign.exact through the observable registry.  Where the exact solution refuses or fails
+    (out of range, not converged) it warns once and returns None: the figure then draws the
+    table's exact values instead."""
+    exact = get_observable(observable).exact_function()
+    loop = parse_loop(observable) or ()
     try:
-        if kind == "plaquette":
-            vals = [float(mod.plaquette(group, b, L)) for b in betas]
-        elif kind == "chi_t":
-            vals = [float(mod.chi_t(group, b, L)) for b in betas]
-        else:
-            vals = [float(mod.wilson_loop(group, b, L, R, T)) for b in betas]
-    except Exception as exc:
-        _warn_once((kind, group), f"exact {kind} for {group} failed ({type(exc).__name__}: {exc}); curve skipped")
+        vals = [float(exact(group, b, L, *loop)) for b in betas]
+    except (ValueError, RuntimeError, ArithmeticError) as exc:
+        _warn_once((observable, group), f"exact {observable} for {group} failed ({type(exc).__name__}: {exc}); "
+                   "curve skipped")
         return None
     return np.asarray(vals)
 
 
 def _exact_for_loop(group, beta, L, R, T):
-    vals = _exact_curve("wilson", group, int(L), (float(beta),), int(R), int(T))
+    vals = _exact_curve(loop_name(int(R), int(T)), group, int(L), (float(beta),))
     return float(vals[0]) if vals is not None else math.nan
 
 
@@ -115,7 +100,7 @@ def _load_table(table) -> pd.DataFrame:
     for col in ("beta", "L", "value", "error", "exact", "beta0", "L0", "R", "T", "area",
                 "tau_int", "tau_int_error", "n_eff", "wall_time_s", "cost_per_independent_sample_s"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
-    m = df["observable"].str.extract(_LOOP_RE)
+    m = df["observable"].str.extract(LOOP_RE)
     df["R"] = df["R"].fillna(pd.to_numeric(m[0], errors="coerce"))
     df["T"] = df["T"].fillna(pd.to_numeric(m[1], errors="coerce"))
     df["area"] = df["area"].fillna(df["R"] * df["T"])

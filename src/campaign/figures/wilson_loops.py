@@ -9,7 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .data import _LOOP_RE, _exact_for_loop, _pulls, _significant
+from ..theories.observables import LOOP_RE
+from .data import _exact_for_loop, _pulls, _significant
 from .style import (
     EXACT_STYLE,
     FULL_WIDTH,
@@ -25,22 +26,69 @@ from .style import (
 )
 
 
-def fig_wilson_loops(df: pd.DataFrame, L: int | None, exact_curves: bool = True):
-    title = "Wilson loops vs area"
-    w = df[df["observable"].astype(str).str.match(_LOOP_RE) & (df["L"] == L)] if L is not None else df.iloc[0:0]
-    w = w[np.isfinite(w["value"])]
-    if not len(w):
-        return _no_data(title, "no Wilson-loop measurements" + (f" at L = {L}" if L is not None else ""), FULL_WIDTH)
-    order = _group_order(w["group"])
+def _slots(w: pd.DataFrame, order: list) -> tuple[list, int, int]:
+    """(row, column, group, beta) per panel: one row (or more, if many couplings) per group,
+    couplings along the row; and the grid size."""
     betas = {g: sorted({float(b) for b in w.loc[w["group"] == g, "beta"]}) for g in order}
     ncols = min(5, max(len(b) for b in betas.values()))
-    # one row (or more, if many couplings) per group, couplings along the row
     slots, row = [], 0
     for g in order:
         for k, b in enumerate(betas[g]):
             slots.append((row + k // ncols, k % ncols, g, b))
         row += math.ceil(len(betas[g]) / ncols)
-    nrows = row
+    return slots, row, ncols
+
+
+def _exact_by_area(sub: pd.DataFrame, g: str, beta: float, L: int, exact_curves: bool) -> pd.Series:
+    """Exact W per loop area: from the table, else (``exact_curves``) from campaign.exact."""
+    ex = sub.groupby("area")["exact"].mean()
+    if not np.isfinite(ex.to_numpy()).any() and exact_curves:
+        ex = pd.Series({a: _exact_for_loop(g, beta, L, r, t)
+                        for a, r, t in sub[["area", "R", "T"]].drop_duplicates("area").itertuples(index=False)})
+    return ex[np.isfinite(ex.to_numpy()) & (ex.to_numpy() > 0)].sort_index()
+
+
+def _draw_data(ax, axp, sub: pd.DataFrame, ex: pd.Series, others: dict, legend_handles: dict):
+    """Significant loops on ``ax``, every pull on ``axp``; returns (pulls, [(value, error)])."""
+    pulls_all, shown = [], []
+    algs = _alg_order(sub["algorithm"])
+    span = max(1.0, float(sub["area"].max()))
+    for j, alg in enumerate(algs):
+        st = _alg_style(alg, others)
+        s = sub[sub["algorithm"] == alg].sort_values("area")
+        dx = (j - (len(algs) - 1) / 2) * 0.015 * span
+        x = s["area"].to_numpy() + dx
+        v, e = s["value"].to_numpy(float), s["error"].to_numpy(float)
+        keep = _significant(v, e)
+        h = _errorbar(ax, x[keep], v[keep], e[keep], st, label=st["label"])
+        legend_handles.setdefault(st["label"], h)
+        shown.extend(zip(v[keep], np.nan_to_num(e[keep])))
+        exact = s["exact"].to_numpy(float)
+        if not np.isfinite(exact).any() and len(ex):
+            exact = ex.reindex(s["area"]).to_numpy()
+        p = _pulls(v, e, exact)
+        pulls_all.extend(p)
+        _errorbar(axp, x, p, np.ones_like(p), st)
+    return pulls_all, shown
+
+
+def _log_limits(ax, shown) -> None:
+    """Log axis spanning the shown points with their errors."""
+    ax.set_yscale("log")
+    if shown:
+        lo = min(max(v - err, 0.5 * v) for v, err in shown)
+        hi = max(v + err for v, err in shown)
+        ax.set_ylim(lo / 1.6, hi * 1.5)
+    _tidy_log(ax)
+
+
+def fig_wilson_loops(df: pd.DataFrame, L: int | None, exact_curves: bool = True):
+    title = "Wilson loops vs area"
+    w = df[df["observable"].astype(str).str.match(LOOP_RE) & (df["L"] == L)] if L is not None else df.iloc[0:0]
+    w = w[np.isfinite(w["value"])]
+    if not len(w):
+        return _no_data(title, "no Wilson-loop measurements" + (f" at L = {L}" if L is not None else ""), FULL_WIDTH)
+    slots, nrows, ncols = _slots(w, _group_order(w["group"]))
     width = FULL_WIDTH if ncols >= 3 else 2.0 * ncols + 0.6
     height = 2.05 * nrows + 0.45
     fig = plt.figure(figsize=(width, height))
@@ -54,39 +102,12 @@ def fig_wilson_loops(df: pd.DataFrame, L: int | None, exact_curves: bool = True)
         ax = fig.add_subplot(inner[0])
         axp = fig.add_subplot(inner[1], sharex=ax)
         sub = w[(w["group"] == g) & (w["beta"] == beta)]
-        algs = _alg_order(sub["algorithm"])
-        ex = sub.groupby("area")["exact"].mean()
-        if not np.isfinite(ex.to_numpy()).any() and exact_curves:
-            ex = pd.Series({a: _exact_for_loop(g, beta, L, r, t)
-                            for a, r, t in sub[["area", "R", "T"]].drop_duplicates("area").itertuples(index=False)})
-        ex = ex[np.isfinite(ex.to_numpy()) & (ex.to_numpy() > 0)].sort_index()
+        ex = _exact_by_area(sub, g, beta, L, exact_curves)
         if len(ex):
             (h,) = ax.plot(ex.index, ex.to_numpy(), **EXACT_STYLE, label="exact")
             legend_handles.setdefault("exact", h)
-        pulls_all, shown = [], []
-        span = max(1.0, float(sub["area"].max()))
-        for j, alg in enumerate(algs):
-            st = _alg_style(alg, others)
-            s = sub[sub["algorithm"] == alg].sort_values("area")
-            dx = (j - (len(algs) - 1) / 2) * 0.015 * span
-            x = s["area"].to_numpy() + dx
-            v, e = s["value"].to_numpy(float), s["error"].to_numpy(float)
-            keep = _significant(v, e)
-            h = _errorbar(ax, x[keep], v[keep], e[keep], st, label=st["label"])
-            legend_handles.setdefault(st["label"], h)
-            shown.extend(zip(v[keep], np.nan_to_num(e[keep])))
-            exact = s["exact"].to_numpy(float)
-            if not np.isfinite(exact).any() and len(ex):
-                exact = ex.reindex(s["area"]).to_numpy()
-            p = _pulls(v, e, exact)
-            pulls_all.extend(p)
-            _errorbar(axp, x, p, np.ones_like(p), st)
-        ax.set_yscale("log")
-        if shown:
-            lo = min(max(v - err, 0.5 * v) for v, err in shown)
-            hi = max(v + err for v, err in shown)
-            ax.set_ylim(lo / 1.6, hi * 1.5)
-        _tidy_log(ax)
+        pulls_all, shown = _draw_data(ax, axp, sub, ex, others, legend_handles)
+        _log_limits(ax, shown)
         ax.set_title(rf"{GROUP_LABEL.get(g, g)},  $\beta = {_fmt_beta(beta)}$", pad=3)
         ax.tick_params(labelbottom=False)
         _pull_axes(axp, pulls_all)
