@@ -333,6 +333,64 @@ def test_diffusion_sampler_figure_plots_the_table(fixture):
     plt.close(fig)
 
 
+def _check_topology(fig, df, tables, L=16):
+    """Per topological group: the Q histograms are the per-configuration tables' frequencies,
+    the Gaussian has the exact variance chi_t V, the histories are the first chain's Q."""
+    axes = iter(fig.axes)
+    for g in ("u1", "u2"):
+        ah, histories = next(axes), [next(axes), next(axes)]
+        assert ah.get_title(loc="left").startswith(figs.GROUP_LABEL[g] + ",")
+        heights = np.array([b.get_height() for b in ah.patches]).reshape(2, -1)
+        qmax = (heights.shape[1] - 1) // 2
+        for alg, h, at in zip(("hmc", "smc"), heights, histories):
+            t = tables[(g, alg)]
+            assert np.allclose(h, [np.mean(t["Q"] == k) for k in range(-qmax, qmax + 1)]), (g, alg)
+            first = t[t["chain"] == t["chain"].min()].sort_values("step", kind="stable")["Q"].to_numpy(float)
+            assert np.array_equal(at.get_lines()[0].get_ydata(), first[:600]), (g, alg)
+        chi = df[(df.group == g) & (df.observable == "chi_t") & (df.L == L) & (df.beta == df.beta.max())]["exact"]
+        (gauss,) = [ln for ln in ah.get_lines() if len(ln.get_xdata()) == 400]
+        assert np.isclose(np.max(gauss.get_ydata()), 1 / math.sqrt(2 * math.pi * chi.iloc[0] * L * L), rtol=1e-3)
+
+
+def test_topology_figure_plots_the_per_configuration_tables(fixture):
+    import matplotlib.pyplot as plt
+
+    from campaign.figures.data import _load_table, _PerConfig
+
+    df, per_config, _ = fixture
+    df = _load_table(df)
+    tables = {(Path(p).parts[-3], Path(p).parts[-2]): pd.read_csv(p) for p in per_config}
+    fig = figs.fig_topology(df, _PerConfig(per_config), 16)
+    _check_topology(fig, df, tables)
+    # power: another sample's charges fail the check
+    wrong = {**tables, ("u1", "hmc"): tables[("u1", "hmc")].assign(Q=lambda t: t["Q"] + 1)}
+    with pytest.raises(AssertionError):
+        _check_topology(fig, df, wrong)
+    plt.close(fig)
+
+
+def _check_autocorrelation(fig, df, observable_of):
+    for g, (at, ac) in zip(("u1", "su2", "u2"), zip(fig.axes[0::2], fig.axes[1::2])):
+        s = df[(df.group == g) & (df.observable == observable_of[g])]
+        assert _panel_points(at) == sorted(round(v, 9) for v in s.tau_int), g
+        assert _panel_points(ac) == sorted(round(v, 9) for v in s.cost_per_independent_sample_s), g
+
+
+def test_autocorrelation_figure_plots_tau_and_cost(fixture):
+    """tau_int of Q (of the plaquette for SU(2), which has no charge) and the cost per
+    independent sample, every (L, algorithm, beta) of the table."""
+    import matplotlib.pyplot as plt
+
+    from campaign.figures.data import _load_table
+
+    df = _load_table(fixture[0])
+    fig = figs.fig_autocorrelation_cost(df)
+    _check_autocorrelation(fig, df, {"u1": "Q", "su2": "plaquette", "u2": "Q"})
+    with pytest.raises(AssertionError):  # power: the plaquette's tau for U(1) is not what is drawn
+        _check_autocorrelation(fig, df, {"u1": "plaquette", "su2": "plaquette", "u2": "Q"})
+    plt.close(fig)
+
+
 def test_captions_and_choose_L(fixture):
     df = fixture[0]
     caps = captions(8)
