@@ -39,10 +39,14 @@ written by ``measure_file``): ``per_config_tables`` may be a list of paths, a ma
 {path or (group, algorithm, beta, L): path or DataFrame}, or None (then the ``table``
 column is used where that file exists).
 
-Exact curves on a dense beta grid come from ``campaign.exact`` (``plaquette``,
-``wilson_loop``, ``chi_t``), imported lazily; if it is unavailable or fails the figure
-falls back to the exact values stored in the table (drawn through the measured betas) and
-a warning is issued.
+Exact curves on a dense beta grid come from ``campaign.exact`` through the observable
+registry (``campaign.theories.observables``); where the exact solution refuses a point or
+does not converge, the figure falls back to the exact values stored in the table (drawn
+through the measured betas) and a warning is issued.
+
+Modules: ``style`` (palette, rc parameters, shared drawing helpers), ``captions``, ``data``
+(table loading, per-configuration lookup, exact curves), one module per figure, ``make``.
+Group labels, order and topology come from the theory registry (``campaign.theories``).
 """
 
 from __future__ import annotations
