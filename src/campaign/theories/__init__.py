@@ -9,8 +9,9 @@ schema's ``groups`` keys (a test checks the schema), ``cli.GROUP_CHOICES``, the 
 wildcard constraint (``workflow/rules/common.smk`` calls ``wildcard_pattern``), and the
 labels, order and topology of ``campaign.figures``.
 
-Adding a theory (SU(3), say): write ``su3.py`` with its ``THEORY`` and add it to ``_MODULES``
-below.  Per-theory code that lives elsewhere because it is not about the registry: the
+Adding a theory (SU(3), say): write ``su3.py`` with its ``THEORY``, add it to ``_MODULES``
+below and its key to the schema's ``groups`` (tests/test_config.py checks the schema against
+this registry; the schema is a static file the workflow validates with).  Per-theory code that lives elsewhere because it is not about the registry: the
 matrix algebra basis in ``campaign.groups.Group.basis``, the heat kernel and its
 ``FUNDAMENTAL_DECAY`` in ``campaign.diffusion``, and a fast HMC field representation in
 ``campaign.fields`` (optional: the generic matrix code runs any group).
