@@ -431,3 +431,20 @@ def test_few_weighted_blocks_do_not_give_overconfident_errors():
     floored, bare = np.array(floored), np.array(bare)
     assert np.mean(bare > 3) > 0.06, np.mean(bare > 3)
     assert np.mean(floored > 3) < 0.5 * np.mean(bare > 3), (np.mean(floored > 3), np.mean(bare > 3))
+
+
+def test_parquet_needs_an_engine_or_says_so(tmp_path):
+    """parquet is optional (no engine in the campaign environment): a .parquet name either
+    round-trips or is one CampaignError naming the csv alternative, never a traceback."""
+    import importlib.util
+
+    from campaign.errors import CampaignError
+
+    df = pd.DataFrame({"a": [1, 2], "b": [0.5, 1.5]})
+    if importlib.util.find_spec("pyarrow") or importlib.util.find_spec("fastparquet"):
+        write_table(df, tmp_path / "t.parquet")
+        assert read_table(tmp_path / "t.parquet").equals(df)
+    else:
+        with pytest.raises(CampaignError, match="use a .csv name"):
+            write_table(df, tmp_path / "t.parquet")
+        assert not (tmp_path / "t.parquet").exists()

@@ -233,3 +233,11 @@ def test_sample_schema_matches_settings():
             assert sub.get("default") == default, f"sample.{key}: schema {sub.get('default')!r} != {default!r}"
         if "choices" in by_name[key].metadata:
             assert sub["enum"] == list(by_name[key].metadata["choices"])
+
+
+def test_schema_groups_are_the_registered_theories():
+    """The schema's groups keys (its only list of groups) are exactly campaign.theories."""
+    from campaign.theories import THEORY_NAMES
+
+    groups = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["groups"]
+    assert list(groups["properties"]) == list(THEORY_NAMES) and groups["additionalProperties"] is False

@@ -18,7 +18,8 @@ from scipy import integrate
 from scipy.special import ive
 
 from campaign import exact
-from campaign.groups import SU2, U1, U2, UnknownGroupError
+from campaign.groups import SU2, U1, UnknownGroupError
+from campaign.theories import THEORIES
 
 TWO_PI = 2 * math.pi
 
@@ -123,7 +124,7 @@ def u2_theta_moments_direct(beta, rep, n=96):
 @pytest.mark.parametrize("beta", [0.5, 3.0])
 def test_u2_theta_moments_are_weyl_integrals(beta):
     reps = np.array([(0, 0), (1, 0), (0, -1), (2, 1), (1, -1), (3, 3)])
-    c, dc, b = exact._theta_moments(U2, beta, reps)
+    c, dc, b = exact._theta_moments(THEORIES["u2"], beta, reps)
     for i, rep in enumerate(reps):
         dc_ref = u2_theta_moments_direct(beta, tuple(rep))
         assert c[i] == pytest.approx(exact.character_coefficient("u2", beta, tuple(rep)), abs=1e-14)
@@ -134,7 +135,7 @@ def test_u2_theta_moments_are_weyl_integrals(beta):
 @pytest.mark.parametrize("beta", [0.0, 2.0, 12.0])
 def test_u1_theta_moments_are_fourier_integrals(beta):
     n = np.arange(-4, 5)
-    c, dc, b = exact._theta_moments(U1, beta, n)
+    c, dc, b = exact._theta_moments(THEORIES["u1"], beta, n)
     for i, m in enumerate(n):
         def moment(g):
             return integrate.quad(lambda p: g(p) * math.exp(beta * (math.cos(p) - 1)),
@@ -352,7 +353,7 @@ def test_2x1_torus_by_haar_monte_carlo(group, beta):
     # V = 2 (not square, so through the internal V-plaquette functions): the 1 x 1 loop
     # encloses A = 1; the 2 x 1 loop is the commutator of the two Polyakov loops, A = V.
     # (Its 1 x 2 partner winds twice around the short direction: not symmetrized.)
-    G = {"u1": U1, "su2": SU2, "u2": U2}[group]
+    G = THEORIES[group]
     mc = reweighted_haar_mc(group, beta, 2, 1, [(1, 1), (2, 1)], 200_000, seed=5, symmetrize=False)
     plaq, whole = exact._torus_loops(G, beta, 2, [1, 2])
     assert_within(mc["1x1"], plaq)
@@ -449,9 +450,7 @@ def test_reference_values_in_docstring(group, beta, L, plaq, w22, chi):
 @pytest.mark.parametrize("group,beta,L", [("u1", 20.0, 2), ("u1", 12.0, 4), ("su2", 20.0, 1),
                                           ("su2", 10.0, 2), ("u2", 10.0, 1), ("u2", 20.0, 3)])
 def test_truncation_is_converged_at_large_beta(group, beta, L):
-    from campaign.groups import get_group
-
-    G, V = get_group(group), L * L
+    G, V = THEORIES[group], L * L
     areas = [1, max(1, V // 2), V]
     auto = exact._torus_loops(G, beta, V, areas)
     wide = exact._torus_loops(G, beta, V, areas, min_cutoff=96)

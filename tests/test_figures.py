@@ -8,8 +8,6 @@ figures to results/figures-fixture/.
 """
 
 import math
-import sys
-import types
 import warnings
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pytest
 from scipy.special import ive
 
 from campaign.analysis import TABLE_COLUMNS, write_table
+import campaign.figures as figs
 from campaign.figures import FIGURES, captions, choose_L, make_figures
 
 BETAS = (1.0, 2.0, 4.0, 6.0)
@@ -191,55 +190,124 @@ def test_su2_only_and_empty(fixture, tmp_path):
     assert [p.name for p in out["beta_extrapolation"]] == ["beta_extrapolation_u1.png"]
 
 
-def test_exact_curves_from_module_and_fallback(fixture, tmp_path, monkeypatch):
-    import matplotlib.pyplot as plt
-
-    import campaign.figures as figs
+def _u1_small(fixture):
+    from campaign.figures.data import _load_table
 
     df = fixture[0]
-    df = figs._load_table(df[(df.group == "u1") & (df.L == 8)])
-    calls = []
-    fake = types.ModuleType("campaign.exact")
+    return _load_table(df[(df.group == "u1") & (df.L == 8)])
 
-    def plaquette(group, beta, L):
-        calls.append(("plaquette", group, beta, L))
-        return _w(group, beta, 1)
 
-    fake.plaquette = plaquette
-    fake.wilson_loop = lambda group, beta, L, R, T: _w(group, beta, R * T)
-    fake.chi_t = lambda group, beta, L: _chi(group, beta)
-    monkeypatch.setitem(sys.modules, "campaign.exact", fake)
-    figs._exact_curve.cache_clear()
+def test_exact_curves_are_campaign_exact(fixture):
+    """The dense exact curve of each panel is campaign.exact at the plotted betas."""
+    import matplotlib.pyplot as plt
+
+    import campaign.exact
+    from campaign.figures.data import _exact_curve
+
+    _exact_curve.cache_clear()
+    df = _u1_small(fixture)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fig = figs.fig_beta_extrapolation(df, "u1", exact_curves=True)
-    assert calls and calls[0][:2] == ("plaquette", "u1") and len(calls) == 40  # dense beta grid
-    # the dense curve is drawn: a line with 40 points on the plaquette panel
-    assert any(len(line.get_xdata()) == 40 for line in fig.axes[0].get_lines())
+    funcs = (lambda b: campaign.exact.plaquette("u1", b, 8), lambda b: campaign.exact.wilson_loop("u1", b, 8, 2, 2),
+             lambda b: campaign.exact.chi_t("u1", b, 8))
+    for ax, exact in zip(fig.axes[0::2], funcs):
+        (curve,) = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 40]  # the dense beta grid
+        x, y = np.asarray(curve.get_xdata(), float), np.asarray(curve.get_ydata(), float)
+        assert np.allclose(y, [exact(b) for b in x], rtol=1e-12, atol=0)
     plt.close(fig)
-    # without exact values in the table, the Wilson-loop panel asks campaign.exact
-    no_exact = df.assign(exact=np.nan)
-    fig = figs.fig_wilson_loops(no_exact, 8, exact_curves=True)
-    assert any(line.get_label() == "exact" for line in fig.axes[0].get_lines())
+    # without exact values in the table, the Wilson-loop panel draws campaign.exact per area
+    fig = figs.fig_wilson_loops(df.assign(exact=np.nan), 8, exact_curves=True)
+    (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "exact"]
+    areas = np.asarray(line.get_xdata(), float)
+    loops = {r * t: (int(r), int(t)) for r, t in df[["R", "T"]].dropna().itertuples(index=False)}
+    want = [campaign.exact.wilson_loop("u1", 1.0, 8, *loops[a]) for a in areas]
+    assert np.allclose(line.get_ydata(), want, rtol=1e-12)
     plt.close(fig)
+    _exact_curve.cache_clear()
+
+
+def test_exact_failure_falls_back_to_the_table(fixture, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    import campaign.exact
+    from campaign.figures import data as figdata
 
     def broken(*args):
         raise RuntimeError("not converged")
 
-    fake.plaquette = fake.wilson_loop = fake.chi_t = broken
-    figs._exact_curve.cache_clear()
-    figs._EXACT_WARNED.clear()
+    for name in ("plaquette", "wilson_loop", "chi_t"):
+        monkeypatch.setattr(campaign.exact, name, broken)
+    figdata._exact_curve.cache_clear()
+    figdata._EXACT_WARNED.clear()
     with pytest.warns(UserWarning, match="failed"):
-        fig = figs.fig_beta_extrapolation(df, "u1", exact_curves=True)
+        fig = figs.fig_beta_extrapolation(_u1_small(fixture), "u1", exact_curves=True)
     # falls back to the table's exact values at the measured betas
     assert any(line.get_linestyle() == "--" for line in fig.axes[0].get_lines())
     plt.close(fig)
-    figs._exact_curve.cache_clear()
-    monkeypatch.delitem(sys.modules, "campaign.exact")
-    monkeypatch.setattr(figs, "_exact_module", lambda: None)
-    fig = figs.fig_beta_extrapolation(df, "u1", exact_curves=True)  # module missing: no crash
+    figdata._exact_curve.cache_clear()
+
+
+def _panel_points(ax) -> list[float]:
+    """y of every error-bar point drawn on an axes (NaN dropped), sorted."""
+    ys = [y for c in ax.containers for y in np.asarray(c[0].get_ydata(), float)]
+    return sorted(round(y, 9) for y in ys if np.isfinite(y))
+
+
+def _check_wilson_figure(fig, df, L):
+    """Each (group, beta) panel shows the table's significant loops and, underneath, the pulls
+    (value - exact) / error of every loop of that panel."""
+    labels = {v: k for k, v in figs.GROUP_LABEL.items()}
+    for ax, axp in zip(fig.axes[0::2], fig.axes[1::2]):
+        label, beta = ax.get_title().split(",  ")
+        g, beta = labels[label], float(beta.strip("$").split("=")[1])
+        s = df[(df.group == g) & (df.beta == beta) & (df.L == L) & df.observable.str.startswith("W_")]
+        shown = s[(s.value > 0) & (s.value > 2 * s.error)]
+        assert _panel_points(ax) == sorted(round(v, 9) for v in shown.value), (g, beta)
+        pulls = (s.value - s.exact) / s.error
+        assert _panel_points(axp) == sorted(round(p, 9) for p in pulls), (g, beta)
+
+
+def test_wilson_loop_figure_plots_the_table(fixture, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    import campaign.figures.wilson_loops as wl
+    from campaign.figures.data import _load_table
+
+    df = _load_table(fixture[0])
+    fig = figs.fig_wilson_loops(df, 16, exact_curves=False)
+    assert len(fig.axes) == 2 * 3 * 2  # (values, pulls) per group and beta
+    _check_wilson_figure(fig, df, 16)
     plt.close(fig)
-    figs._exact_curve.cache_clear()
+    # power: a flipped pull sign, or data of another volume, fails the check
+    monkeypatch.setattr(wl, "_pulls", lambda v, e, x: -figs.data._pulls(v, e, x))
+    fig = figs.fig_wilson_loops(df, 16, exact_curves=False)
+    with pytest.raises(AssertionError):
+        _check_wilson_figure(fig, df, 16)
+    plt.close(fig)
+    monkeypatch.undo()
+    fig = figs.fig_wilson_loops(df, 8, exact_curves=False)
+    with pytest.raises(AssertionError):
+        _check_wilson_figure(fig, df, 16)
+    plt.close(fig)
+
+
+def test_beta_extrapolation_plots_values_and_pulls(fixture):
+    """Upper panels: the table's values per observable; lower panels: its pulls."""
+    import matplotlib.pyplot as plt
+
+    from campaign.figures.data import _load_table
+
+    df = _load_table(fixture[0])
+    for g in ("u1", "su2"):
+        fig = figs.fig_beta_extrapolation(df, g, exact_curves=False)
+        observables = ["plaquette", "W_2x2"] + (["chi_t"] if g == "u1" else [])
+        assert len(fig.axes) == 2 * len(observables)
+        for obs, ax, axp in zip(observables, fig.axes[0::2], fig.axes[1::2]):
+            s = df[(df.group == g) & (df.observable == obs)]
+            assert _panel_points(ax) == sorted(round(v, 9) for v in s.value), (g, obs)
+            assert _panel_points(axp) == sorted(round(p, 9) for p in (s.value - s.exact) / s.error), (g, obs)
+        plt.close(fig)
 
 
 def test_diffusion_sampler_figure_plots_the_table(fixture):
@@ -248,8 +316,9 @@ def test_diffusion_sampler_figure_plots_the_table(fixture):
     import matplotlib.pyplot as plt
 
     import campaign.figures as figs
+    from campaign.figures.data import _load_table
 
-    df = figs._load_table(fixture[0])
+    df = _load_table(fixture[0])
     fig = figs.fig_diffusion_sampler(df)
     axes = np.asarray(fig.axes).reshape(3, -1)
     assert axes.shape == (3, 3)
@@ -261,6 +330,64 @@ def test_diffusion_sampler_figure_plots_the_table(fixture):
                 s = df[(df.group == g) & (df.observable == obs) & (df.L == L)].sort_values("beta")
                 assert (tuple(np.round(s.beta, 9)), tuple(np.round(s.value, 9))) in data, (g, obs, L)
     assert axes[0, 0].get_ylim()[1] <= 1.05 and axes[1, 0].get_yscale() == "log"
+    plt.close(fig)
+
+
+def _check_topology(fig, df, tables, L=16):
+    """Per topological group: the Q histograms are the per-configuration tables' frequencies,
+    the Gaussian has the exact variance chi_t V, the histories are the first chain's Q."""
+    axes = iter(fig.axes)
+    for g in ("u1", "u2"):
+        ah, histories = next(axes), [next(axes), next(axes)]
+        assert ah.get_title(loc="left").startswith(figs.GROUP_LABEL[g] + ",")
+        heights = np.array([b.get_height() for b in ah.patches]).reshape(2, -1)
+        qmax = (heights.shape[1] - 1) // 2
+        for alg, h, at in zip(("hmc", "smc"), heights, histories):
+            t = tables[(g, alg)]
+            assert np.allclose(h, [np.mean(t["Q"] == k) for k in range(-qmax, qmax + 1)]), (g, alg)
+            first = t[t["chain"] == t["chain"].min()].sort_values("step", kind="stable")["Q"].to_numpy(float)
+            assert np.array_equal(at.get_lines()[0].get_ydata(), first[:600]), (g, alg)
+        chi = df[(df.group == g) & (df.observable == "chi_t") & (df.L == L) & (df.beta == df.beta.max())]["exact"]
+        (gauss,) = [ln for ln in ah.get_lines() if len(ln.get_xdata()) == 400]
+        assert np.isclose(np.max(gauss.get_ydata()), 1 / math.sqrt(2 * math.pi * chi.iloc[0] * L * L), rtol=1e-3)
+
+
+def test_topology_figure_plots_the_per_configuration_tables(fixture):
+    import matplotlib.pyplot as plt
+
+    from campaign.figures.data import _load_table, _PerConfig
+
+    df, per_config, _ = fixture
+    df = _load_table(df)
+    tables = {(Path(p).parts[-3], Path(p).parts[-2]): pd.read_csv(p) for p in per_config}
+    fig = figs.fig_topology(df, _PerConfig(per_config), 16)
+    _check_topology(fig, df, tables)
+    # power: another sample's charges fail the check
+    wrong = {**tables, ("u1", "hmc"): tables[("u1", "hmc")].assign(Q=lambda t: t["Q"] + 1)}
+    with pytest.raises(AssertionError):
+        _check_topology(fig, df, wrong)
+    plt.close(fig)
+
+
+def _check_autocorrelation(fig, df, observable_of):
+    for g, (at, ac) in zip(("u1", "su2", "u2"), zip(fig.axes[0::2], fig.axes[1::2])):
+        s = df[(df.group == g) & (df.observable == observable_of[g])]
+        assert _panel_points(at) == sorted(round(v, 9) for v in s.tau_int), g
+        assert _panel_points(ac) == sorted(round(v, 9) for v in s.cost_per_independent_sample_s), g
+
+
+def test_autocorrelation_figure_plots_tau_and_cost(fixture):
+    """tau_int of Q (of the plaquette for SU(2), which has no charge) and the cost per
+    independent sample, every (L, algorithm, beta) of the table."""
+    import matplotlib.pyplot as plt
+
+    from campaign.figures.data import _load_table
+
+    df = _load_table(fixture[0])
+    fig = figs.fig_autocorrelation_cost(df)
+    _check_autocorrelation(fig, df, {"u1": "Q", "su2": "plaquette", "u2": "Q"})
+    with pytest.raises(AssertionError):  # power: the plaquette's tau for U(1) is not what is drawn
+        _check_autocorrelation(fig, df, {"u1": "plaquette", "su2": "plaquette", "u2": "Q"})
     plt.close(fig)
 
 
@@ -288,7 +415,7 @@ def test_q_history_uses_all_independent_samples():
     samples (one per chain) every sample, not a single point."""
     import pandas as pd
 
-    from campaign.figures import _first_chain
+    from campaign.figures.topology import _first_chain
 
     markov = pd.DataFrame({"chain": [1, 0, 0, 1, 0], "step": [0, 2, 0, 1, 1], "Q": [9, 3, 1, 9, 2]})
     assert list(_first_chain(markov)["Q"]) == [1, 2, 3]
@@ -299,7 +426,7 @@ def test_q_history_uses_all_independent_samples():
 def test_q_distribution_uses_importance_weights():
     """Weighted samples enter the Q histogram with their weights (plain frequencies of
     weighted samples would show the sampler's biased proposal distribution)."""
-    from campaign.figures import _q_distribution
+    from campaign.figures.topology import _q_distribution
 
     edges = np.arange(-2.5, 3.5)
     t = pd.DataFrame({"Q": [0, 0, 0, 1], "log_weight": np.log([1.0, 1.0, 1.0, 3.0])})

@@ -13,6 +13,7 @@ import math
 import os
 
 from .errors import CampaignError
+from .theories import get_theory
 
 # 2D: the correlation length grows like beta (U(1): xi ~ 2 beta), so beyond this no lattice
 # we can simulate is in the physical regime, and the character sums need ~ sqrt(beta)
@@ -63,13 +64,14 @@ def exact_memory_bytes(group_name: str, beta: float, L: int, max_loop: int) -> f
     (representations x loop areas) and the theta-moment tables for chi_t, at twice the
     initial representation cutoff (one doubling; more happens only near the tolerance)."""
     K = 2 * (4 + int(2 * math.sqrt(beta)))  # campaign.exact._initial_cutoff, doubled once
-    n_reps = {"u1": 2 * K + 1, "su2": K + 1, "u2": (2 * K + 1) ** 2}[group_name]
+    theory = get_theory(group_name)
+    n_reps = theory.count(K)
     n_areas = min(max_loop * max_loop, L * L)  # distinct products r*t: at most max_loop^2
     loops = 8.0 * n_reps * 3 * n_areas * 4  # (reps, 2 neighbours + 1, areas), ~4 temporaries
     chi = 0.0
-    if group_name in ("u1", "u2"):
+    if theory.has_topology:
         n_panels = 16 * max(64, 2 * K + 1, int(8 * math.sqrt(beta)) + 1)  # 16 Gauss nodes per panel
-        n_mu, n_k = (2 * K + 1, 1) if group_name == "u1" else (4 * K + 1, 2 * K + 2)
+        n_mu, n_k = theory.theta.table_size(K)
         chi = 8.0 * (3 * (n_mu + n_k) * n_panels + n_mu * n_k + 12 * n_reps)
     return loops + chi
 

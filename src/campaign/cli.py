@@ -70,7 +70,7 @@ def lattice_size(text: str) -> int:
     return value
 
 
-GROUP_CHOICES = ("u1", "su2", "u2")
+from .theories import THEORY_NAMES as GROUP_CHOICES  # noqa: E402 (the theory registry lists the groups)
 
 
 def add_force(p: argparse.ArgumentParser) -> None:

@@ -33,8 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CampaignError
+from .theories import THEORY_NAMES
 
-GROUP_NAMES = ("u1", "su2", "u2")
+GROUP_NAMES = THEORY_NAMES  # the registered theories (campaign.theories)
 
 # the schema ships with the workflow; found here for an editable / source install
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"

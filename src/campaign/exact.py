@@ -11,7 +11,7 @@ Public API (groups "u1", "su2", "u2" as names or ``campaign.groups.Group``; V = 
 * ``log_partition_function(group, beta, L)``        log Z, Z = int dU exp(-S) over normalised Haar
 * ``character_coefficient(group, beta, rep)``       c_r, exposed for tests
 
-Actions and observables are those of DESIGN.md: U(1) S = beta sum_P (1 - cos theta_P);
+Actions and observables are those of docs/conventions.md: U(1) S = beta sum_P (1 - cos theta_P);
 SU(2), U(2) S = beta sum_P (1 - (1/2) Re tr U_P); Q = (1/2pi) sum_P arg U_P (U(1)) or
 arg det U_P (U(2)), each arg wrapped into (-pi, pi].
 
@@ -34,7 +34,9 @@ dominates because |chi_r| <= d_r and w >= 0), so F^V never overflows for L = 64,
 representation sums are truncated adaptively (outermost shell below 1e-17 of the total).
 
 Character coefficients, derived from the Weyl integration formula and checked against
-direct quadrature in tests/test_exact.py (all include the e^-beta of the action, x = beta/2):
+direct quadrature in tests/test_exact.py (all include the e^-beta of the action, x = beta/2);
+each theory's module in ``campaign.theories`` implements its own (this module has no
+per-group branch):
 
 * U(1), n in Z, d = 1:  c_n = e^-beta I_n(beta).
 * SU(2), k = 2j + 1 >= 1, d = k.  Class angle a, Haar density (2/pi) sin^2 a on [0, pi],
@@ -88,12 +90,11 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ive
-
-from .groups import Group, get_group
+from .theories import THEORIES, Theory, get_theory
+from .theories.base import Representations
+from .theories.observables import exact_loop_key
 
 TOLERANCE = 1e-17  # truncate representation sums when the outermost shell is this small
 _MAX_CUTOFF = 4096
@@ -142,92 +143,25 @@ def _check_loop(L: int, R, T) -> tuple[int, int]:
     return R, T
 
 
-def _topological_group(group) -> Group:
-    group = get_group(group)
-    if not group.has_topology:
-        raise ValueError(f"{group.name} has no topological charge in two dimensions; chi_t is defined for u1 and u2")
-    return group
+def _topological_theory(group) -> Theory:
+    theory = _theory(group)
+    if not theory.has_topology:
+        defined = " and ".join(t.name for t in THEORIES.values() if t.has_topology)
+        raise ValueError(f"{theory.name} has no topological charge in two dimensions; chi_t is defined for {defined}")
+    return theory
 
 
 # ------------------------------------------------------------ character coefficients
-def _bessel(n, z) -> np.ndarray:
-    """e^-z I_n(z) for integer orders (I_-n = I_n)."""
-    return ive(np.abs(n), z)
-
-
-def _u2_coefficient(l1, l2, x) -> np.ndarray:
-    """c_(l1,l2) for U(2) at x = beta/2, including e^-beta = e^-2x; >= 0 (clipped against
-    rounding far out in the tail)."""
-    c = _bessel(l1, x) * _bessel(l2, x) - _bessel(l1 + 1, x) * _bessel(l2 - 1, x)
-    return np.maximum(c, 0.0)
-
-
 def character_coefficient(group, beta, rep) -> float:
     """c_r = int dU exp(-S_P(U)) conj chi_r(U) for one plaquette (action including its
     constant, so c_trivial <= 1).  rep: n (u1), k = 2j+1 (su2), (l1, l2) with l1 >= l2 (u2)."""
-    group, beta = get_group(group), _check_beta(beta)
-    if group.name == "u1":
-        return float(_bessel(operator.index(rep), beta))
-    if group.name == "su2":
-        k = _check_int(rep, "SU(2) representation k = 2j+1")
-        return float(_bessel(k - 1, beta) - _bessel(k + 1, beta))
-    l1, l2 = (operator.index(v) for v in rep)
-    if l1 < l2:
-        raise ValueError(f"U(2) representation needs l1 >= l2, got ({l1}, {l2})")
-    return float(_u2_coefficient(l1, l2, beta / 2))
+    theory, beta = _theory(group), _check_beta(beta)
+    return theory.coefficient(beta, rep)
 
 
-def _rho(group: Group, beta: float, labels: np.ndarray) -> np.ndarray:
-    """rho_r = F_r / F_trivial in [0, 1] for an array of representation labels."""
-    if group.name == "u1":
-        return _bessel(labels, beta) / _bessel(0, beta)
-    if group.name == "su2":
-        norm = _bessel(1, beta)
-        if norm == 0.0:  # beta = 0: only the trivial representation survives
-            return (labels == 1).astype(float)
-        return _bessel(labels, beta) / norm
-    l1, l2 = labels[..., 0], labels[..., 1]
-    x = beta / 2
-    return _u2_coefficient(l1, l2, x) / (l1 - l2 + 1) / _u2_coefficient(0, 0, x)
-
-
-# ------------------------------------------------------------ representation tables
-@dataclass(frozen=True)
-class _Reps:
-    """Representations up to a cutoff K with what the torus sums need.
-
-    ``up_rho[:, j]``, ``up_dim[:, j]``: rho_s and d_s of the (at most two) s in r x f; an
-    absent s has d_s = 0."""
-
-    labels: np.ndarray
-    shell: np.ndarray  # distance from the trivial representation; the outermost is K
-    dim: np.ndarray
-    rho: np.ndarray
-    up_rho: np.ndarray
-    up_dim: np.ndarray
-
-
-def _reps(group: Group, beta: float, K: int) -> _Reps:
-    if group.name == "u1":
-        n = np.arange(-K, K + 1)
-        ups = n[:, None] + 1
-        return _Reps(n, np.abs(n), np.ones(n.shape), _rho(group, beta, n),
-                     _rho(group, beta, ups), np.ones(ups.shape))
-    if group.name == "su2":
-        k = np.arange(1, K + 2)  # shells 0..K
-        ups = np.stack((k + 1, k - 1), -1)
-        up_rho = np.where(ups >= 1, _rho(group, beta, np.maximum(ups, 1)), 0.0)
-        return _Reps(k, k - 1, k.astype(float), _rho(group, beta, k), up_rho,
-                     np.maximum(ups, 0).astype(float))
-    l1, l2 = np.meshgrid(np.arange(-K, K + 1), np.arange(-K, K + 1), indexing="ij")
-    keep = l1 >= l2
-    lab = np.stack((l1[keep], l2[keep]), -1)
-    ups = np.stack((lab + [1, 0], lab + [0, 1]), 1)  # (n, 2, 2)
-    allowed = ups[..., 0] >= ups[..., 1]
-    up_dim = np.where(allowed, ups[..., 0] - ups[..., 1] + 1, 0).astype(float)
-    up_rho = np.where(allowed, _rho(group, beta, np.where(allowed[..., None], ups, 0)), 0.0)
-    return _Reps(lab, np.abs(lab).max(-1), (lab[:, 0] - lab[:, 1] + 1).astype(float),
-                 _rho(group, beta, lab), up_rho, up_dim)
+def _theory(group) -> Theory:
+    """The registered theory of a name or a campaign.groups.Group."""
+    return get_theory(group)
 
 
 def _initial_cutoff(beta: float) -> int:
@@ -235,13 +169,13 @@ def _initial_cutoff(beta: float) -> int:
     return 4 + int(2 * math.sqrt(beta))
 
 
-def _truncated_sums(group: Group, beta: float, terms, min_cutoff: int = 0) -> list[np.ndarray]:
+def _truncated_sums(theory: Theory, beta: float, terms, min_cutoff: int = 0) -> list[np.ndarray]:
     """Sum ``terms(reps)`` (a list of arrays, first axis = representation) over all
     representations, doubling the cutoff until every outermost-shell contribution is below
     TOLERANCE relative to its total (term magnitudes fall off monotonically outside ~sqrt(beta))."""
     K = max(_initial_cutoff(beta), min_cutoff)
     while K <= _MAX_CUTOFF:
-        reps = _reps(group, beta, K)
+        reps = theory.representations(beta, K)
         parts = terms(reps)
         outer = reps.shell == K
         totals = [p.sum(0) for p in parts]
@@ -249,33 +183,32 @@ def _truncated_sums(group: Group, beta: float, terms, min_cutoff: int = 0) -> li
         if all(np.all(t <= TOLERANCE * np.abs(s)) for s, t in zip(totals, tails)):
             return totals
         K *= 2
-    raise RuntimeError(f"{group.name} character sum at beta={beta} did not converge by cutoff {_MAX_CUTOFF}")
+    raise RuntimeError(f"{theory.name} character sum at beta={beta} did not converge by cutoff {_MAX_CUTOFF}")
 
 
 # ------------------------------------------------------------------- torus: loops
-def _torus_loops(group: Group, beta: float, V: int, areas, min_cutoff: int = 0) -> np.ndarray:
+def _torus_loops(theory: Theory, beta: float, V: int, areas, min_cutoff: int = 0) -> np.ndarray:
     """<(1/N) Re tr W> for loops bounding disks of the given areas on a V-plaquette torus."""
     areas = np.asarray(areas, dtype=int)
     if np.any((areas < 1) | (areas > V)):
         raise ValueError(f"loop areas must lie in [1, V={V}]")
 
-    def terms(reps):
+    def terms(reps: Representations):
         z = reps.rho**V
         # sum_{s in r x f} (d_s/d_r) rho_s^A, for every area at once: (n_reps, n_areas)
         disk = ((reps.up_dim / reps.dim[:, None])[..., None] * reps.up_rho[..., None] ** areas).sum(1)
         # rho^0 = 1 also where rho = 0 (numpy: 0.0**0 == 1.0), as the formula needs
         return [z, reps.rho[:, None] ** (V - areas) * disk]
 
-    z, numerator = _truncated_sums(group, beta, terms, min_cutoff)
-    fundamental_dim = 1 if group.name == "u1" else 2
-    return numerator / (fundamental_dim * z)
+    z, numerator = _truncated_sums(theory, beta, terms, min_cutoff)
+    return numerator / (theory.N * z)
 
 
 def wilson_loop(group, beta, L, R, T) -> float:
     """Exact <(1/N) Re tr W(R x T)> on the L x L torus (1 <= R, T <= L)."""
-    group, beta, L = get_group(group), _check_beta(beta), _check_int(L, "L")
+    theory, beta, L = _theory(group), _check_beta(beta), _check_int(L, "L")
     R, T = _check_loop(L, R, T)
-    return float(_torus_loops(group, beta, L * L, [R * T])[0])
+    return float(_torus_loops(theory, beta, L * L, [R * T])[0])
 
 
 def plaquette(group, beta, L) -> float:
@@ -286,11 +219,10 @@ def plaquette(group, beta, L) -> float:
 def log_partition_function(group, beta, L) -> float:
     """log Z on the L x L torus, Z = int prod dU exp(-S) with normalised Haar measure
     (Z = 1 at beta = 0): log Z = V log F_trivial + log sum_r rho_r^V."""
-    group, beta, L = get_group(group), _check_beta(beta), _check_int(L, "L")
+    theory, beta, L = _theory(group), _check_beta(beta), _check_int(L, "L")
     V = L * L
-    trivial = {"u1": 0, "su2": 1, "u2": (0, 0)}[group.name]
-    (total,) = _truncated_sums(group, beta, lambda reps: [reps.rho**V])
-    return float(V * math.log(character_coefficient(group, beta, trivial)) + math.log(total))
+    (total,) = _truncated_sums(theory, beta, lambda reps: [reps.rho**V])
+    return float(V * math.log(theory.coefficient(beta, theory.trivial)) + math.log(total))
 
 
 # ------------------------------------------------------------------ torus: topology
@@ -303,24 +235,16 @@ def _gauss_legendre(n_panels: int) -> tuple[np.ndarray, np.ndarray]:
     return nodes, (half * _GL_WEIGHTS).ravel()
 
 
-def _theta_moments(group: Group, beta: float, labels: np.ndarray):
+def _theta_moments(theory: Theory, beta: float, labels: np.ndarray):
     """(c_r, c_r', b_r) at theta = 0 for each representation (see module docstring)."""
-    if group.name == "u1":
-        mu, k = labels.astype(float), np.zeros(labels.shape, dtype=int)
-    else:
-        mu, k = (labels[:, 0] + labels[:, 1]) / 2, labels[:, 0] - labels[:, 1] + 1
+    mu, k = theory.theta.labels(labels)
     # panels: >= one oscillation of cos(mu sigma) and several peak widths 1/sqrt(beta) each
     n_panels = max(64, int(2 * np.abs(mu).max()) + 1, int(8 * math.sqrt(beta)) + 1)
     sigma, weight = _gauss_legendre(n_panels)
     weight = weight / (2 * math.pi)
     q = sigma / (2 * math.pi)
     k_values, k_index = np.unique(k, return_inverse=True)
-    if group.name == "u1":
-        G = np.exp(beta * (np.cos(sigma) - 1))[None, :]
-    else:
-        y = beta * np.cos(sigma / 2)
-        kk = k_values[:, None]
-        G = np.exp(y - beta) * (_bessel(kk - 1, y) - _bessel(kk + 1, y))
+    G = theory.theta.weight(beta, sigma, k_values)
     mu_values, mu_index = np.unique(mu, return_inverse=True)
     phase = mu_values[:, None] * sigma
     cos, sin = np.cos(phase) * weight, np.sin(phase) * weight
@@ -330,7 +254,7 @@ def _theta_moments(group: Group, beta: float, labels: np.ndarray):
     return c, dc, b
 
 
-def _torus_chi_t(group: Group, beta: float, V: int, min_cutoff: int = 0) -> float:
+def _torus_chi_t(theory: Theory, beta: float, V: int, min_cutoff: int = 0) -> float:
     if V == 1:
         return 0.0  # the single plaquette is a commutator: Q = 0 identically
     if V == 2:
@@ -338,14 +262,14 @@ def _torus_chi_t(group: Group, beta: float, V: int, min_cutoff: int = 0) -> floa
         raise ValueError("chi_t needs V >= 3 plaquettes (V = 1 gives 0)")
 
     def terms(reps):
-        _, dc, b = _theta_moments(group, beta, reps.labels)
-        c0 = _theta_moments(group, beta, np.zeros_like(reps.labels[:1]))[0][0]
+        _, dc, b = _theta_moments(theory, beta, reps.labels)
+        c0 = _theta_moments(theory, beta, np.zeros_like(reps.labels[:1]))[0][0]
         b_ratio, dc_ratio = b / reps.dim / c0, dc / reps.dim / c0
         z = reps.rho**V
         numerator = reps.rho ** (V - 1) * b_ratio - (V - 1) * reps.rho ** (V - 2) * dc_ratio**2
         return [z, numerator]
 
-    z, numerator = _truncated_sums(group, beta, terms, min_cutoff)
+    z, numerator = _truncated_sums(theory, beta, terms, min_cutoff)
     # chi_t >= 0; where the nontrivial sectors are exponentially rare (tiny V, large beta)
     # the sum cancels down to its absolute rounding level ~1e-16 <q^2>, which may be negative
     return max(float(numerator / z), 0.0)
@@ -353,29 +277,27 @@ def _torus_chi_t(group: Group, beta: float, V: int, min_cutoff: int = 0) -> floa
 
 def chi_t(group, beta, L) -> float:
     """Exact topological susceptibility <Q^2>/V on the L x L torus (u1, u2)."""
-    group, beta, L = _topological_group(group), _check_beta(beta), _check_int(L, "L")
-    return _torus_chi_t(group, beta, L * L)
+    theory, beta, L = _topological_theory(group), _check_beta(beta), _check_int(L, "L")
+    return _torus_chi_t(theory, beta, L * L)
 
 
 # ------------------------------------------------------------------ infinite volume
-def _fundamental_rho(group: Group, beta: float) -> float:
+def _fundamental_rho(theory: Theory, beta: float) -> float:
     """F_f / F_0: the infinite-volume plaquette."""
-    labels = {"u1": np.array(1), "su2": np.array(2), "u2": np.array([1, 0])}[group.name]
-    return float(_rho(group, beta, labels))
+    return float(theory.rho(beta, np.array(theory.fundamental)))
 
 
 def wilson_loop_infinite_volume(group, beta, R, T) -> float:
     """Area law W = rho_f^(R T): u1 I1/I0, su2 I2/I1, u2 I1(x)^2/(x (I0(x)^2 - I1(x)^2)), x = beta/2."""
-    group, beta = get_group(group), _check_beta(beta)
+    theory, beta = _theory(group), _check_beta(beta)
     R, T = _check_int(R, "R"), _check_int(T, "T")
-    return _fundamental_rho(group, beta) ** (R * T)
+    return _fundamental_rho(theory, beta) ** (R * T)
 
 
 def chi_t_infinite_volume(group, beta) -> float:
     """<q^2> of one plaquette, q = (wrapped arg U_P or arg det U_P)/2pi (u1, u2)."""
-    group, beta = _topological_group(group), _check_beta(beta)
-    trivial = np.zeros((1,) if group.name == "u1" else (1, 2), dtype=int)
-    c, _, b = _theta_moments(group, beta, trivial)
+    theory, beta = _topological_theory(group), _check_beta(beta)
+    c, _, b = _theta_moments(theory, beta, np.array([theory.trivial]))
     return float(b[0] / c[0])
 
 
@@ -387,25 +309,25 @@ def exact_observables(group, beta, L, max_loop=None, force: bool = False) -> dic
     limit unless ``force``."""
     from .bounds import check_beta, check_memory, exact_memory_bytes
 
-    group, beta, L = get_group(group), _check_beta(beta), _check_int(L, "L")
+    theory, beta, L = _theory(group), _check_beta(beta), _check_int(L, "L")
     max_loop = max(1, L // 2) if max_loop is None else _check_int(max_loop, "max_loop")
     if max_loop > L:
         raise ValueError(f"max_loop must not exceed L = {L}, got {max_loop}")
     check_beta(beta, force)
-    check_memory(f"exact {group.name} beta={beta:g} L={L}", exact_memory_bytes(group.name, beta, L, max_loop), force)
+    check_memory(f"exact {theory.name} beta={beta:g} L={L}", exact_memory_bytes(theory.name, beta, L, max_loop), force)
     areas = sorted({r * t for r in range(1, max_loop + 1) for t in range(1, max_loop + 1)} | {1})
-    by_area = dict(zip(areas, _torus_loops(group, beta, L * L, areas).tolist()))
+    by_area = dict(zip(areas, _torus_loops(theory, beta, L * L, areas).tolist()))
     result = {
-        "group": group.name,
+        "group": theory.name,
         "beta": beta,
         "L": L,
         "plaquette": float(by_area[1]),
         "wilson_loops": {
-            f"{r}x{t}": float(by_area[r * t])
+            exact_loop_key(r, t): float(by_area[r * t])
             for r in range(1, max_loop + 1)
             for t in range(1, max_loop + 1)
         },
     }
-    if group.has_topology:
-        result["chi_t"] = _torus_chi_t(group, beta, L * L)
+    if theory.has_topology:
+        result["chi_t"] = _torus_chi_t(theory, beta, L * L)
     return result

@@ -1,6 +1,6 @@
 """Compact gauge groups U(1), SU(2), U(2) as batched complex N x N matrices.
 
-Conventions shared by every module (see DESIGN.md):
+Conventions shared by every module (docs/conventions.md):
 
 * Group elements are complex tensors of shape ``(..., N, N)``; U(1) uses N = 1.
 * The Lie algebra is the anti-Hermitian matrices (traceless for SU(2)) with the real
@@ -20,11 +20,9 @@ from dataclasses import dataclass
 
 import torch
 
-GROUP_NAMES = ("u1", "su2", "u2")
+from .theories import THEORIES, THEORY_NAMES, UnknownGroupError, get_theory  # noqa: F401 (UnknownGroupError re-exported)
 
-
-class UnknownGroupError(ValueError):
-    pass
+GROUP_NAMES = THEORY_NAMES  # the registered theories (campaign.theories) name the groups
 
 
 def real_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -219,18 +217,12 @@ def quaternion_to_su2(q: torch.Tensor) -> torch.Tensor:
     return torch.stack((row0, row1), -2)
 
 
-U1 = Group("u1", 1, special=False)
-SU2 = Group("su2", 2, special=True)
-U2 = Group("u2", 2, special=False)
-_GROUPS = {g.name: g for g in (U1, SU2, U2)}
+_GROUPS = {t.name: Group(t.name, t.N, special=t.special) for t in THEORIES.values()}
+U1, SU2, U2 = _GROUPS["u1"], _GROUPS["su2"], _GROUPS["u2"]
 
 
 def get_group(name: str | Group) -> Group:
+    """The Group of a registered theory name (case-insensitive); UnknownGroupError otherwise."""
     if isinstance(name, Group):
         return name
-    try:
-        return _GROUPS[str(name).lower()]
-    except KeyError:
-        raise UnknownGroupError(
-            f"unknown gauge group {name!r}; choose one of {', '.join(GROUP_NAMES)}"
-        ) from None
+    return _GROUPS[get_theory(name).name]

@@ -1,7 +1,7 @@
 """Files: HDF5 ensembles, checkpoints, provenance.  The only module that touches HDF5 and
 model files.
 
-Ensemble/sample HDF5 layout (DESIGN.md):
+Ensemble/sample HDF5 layout (docs/conventions.md):
   links    complex (n_configs, 2, L, L, N, N), one chunk per configuration, compressed
   chain    int (n_configs,)  which Markov chain (or independent stream) produced it
   step     int (n_configs,)  trajectory / step index within that chain

@@ -28,6 +28,7 @@ import torch
 
 from .groups import Group, get_group, trace
 from .lattice import plaquettes, wilson_loop_grid
+from .theories.observables import loop_name
 
 INTEGER_TOLERANCE = 1e-6
 # working-set budget of measure_links per chunk (bytes); the Wilson-loop grid keeps
@@ -42,7 +43,7 @@ def default_max_loop(L: int) -> int:
 
 def loop_names(max_loop: int) -> list[str]:
     """Column names "W_{R}x{T}" for 1 <= R <= T <= max_loop, ordered by R then T."""
-    return [f"W_{r}x{t}" for r in range(1, max_loop + 1) for t in range(r, max_loop + 1)]
+    return [loop_name(r, t) for r in range(1, max_loop + 1) for t in range(r, max_loop + 1)]
 
 
 def _c128(U: torch.Tensor) -> torch.Tensor:
@@ -143,7 +144,7 @@ def measure_links(
         parts["plaquette"].append(grid[:, 0, 0])
         for r in range(1, max_loop + 1):
             for t in range(r, max_loop + 1):
-                parts[f"W_{r}x{t}"].append(grid[:, r - 1, t - 1])
+                parts[loop_name(r, t)].append(grid[:, r - 1, t - 1])
         if group.has_topology:
             parts["Q"].append(topological_charge(group, u))
     empty = torch.zeros(0, dtype=torch.float64, device=U.device)

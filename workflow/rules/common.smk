@@ -13,6 +13,7 @@ from campaign.config import (
 import math
 
 from campaign.seeds import seed_from
+from campaign.theories import wildcard_pattern as theory_wildcard_pattern
 
 ENSEMBLE = "results/ensembles/{group}/hmc_b{beta}_L{L}.h5"
 MODEL = "results/models/{group}/{model}.pt"
@@ -29,7 +30,7 @@ FIGURE_CAPTION = "results/figures/{figure}.rst"
 
 
 wildcard_constraints:
-    group="u1|su2|u2",
+    group=theory_wildcard_pattern(),  # every registered theory (campaign.theories)
     beta=r"[0-9][0-9.e+-]*",
     L=r"[0-9]+",
     model=r"[A-Za-z0-9][A-Za-z0-9_.-]*",

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..figures import BLUE, FULL_WIDTH, GREEN, ORANGE, PURPLE, SKY, STYLE, VERMILLION, _no_data, _save
+from ..figures.style import BLUE, FULL_WIDTH, GREEN, ORANGE, PURPLE, SKY, STYLE, VERMILLION, _no_data, _save
 from . import rmt
 
 FIGURE_NAMES = ("temperature_collapse", "stationary_density", "spacing_wigner", "nanogpt_marchenko_pastur")
