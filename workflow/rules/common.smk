@@ -169,9 +169,9 @@ def job_device():
     if dev == "auto":
         if cluster_run():
             return "cuda"
-        from campaign.config import resolve_device
+        from campaign.device import device_name
 
-        return resolve_device("auto")
+        return device_name("auto")
     return "cuda" if dev.startswith("cuda") else "cpu"
 
 

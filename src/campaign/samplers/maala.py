@@ -41,6 +41,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ..device import real_dtype
 from ..groups import Group, complex_dtype, get_group, trace
 from ..lattice import plaquettes
 from ..progress import Progress
@@ -77,7 +78,7 @@ def run_maala_batch(
     start = time.monotonic()
     info = describe_model(model.model if isinstance(model, ModelScore) else model)
     group = get_group(info["group"])
-    rdtype = torch.float64 if s.dtype == "float64" else torch.float32
+    rdtype = real_dtype(s.dtype)
     cdtype = complex_dtype(rdtype)
     score = model if isinstance(model, ModelScore) else ModelScore(model, device, cdtype)
     scale = s.beta / info["beta0"]

@@ -82,6 +82,7 @@ import numpy as np
 import torch
 
 from ..actions import wilson_force
+from ..device import real_dtype
 from ..groups import complex_dtype, get_group
 from ..progress import Progress
 from .kernels import ChainState, action_density_sum, default_step_size, mh_step
@@ -203,7 +204,7 @@ def run_smc_batch(
     inner = score.model if isinstance(score, ModelScore) else score
     info = describe_model(inner)
     group = get_group(info["group"])
-    rdtype = torch.float64 if s.dtype == "float64" else torch.float32
+    rdtype = real_dtype(s.dtype)
     score = score if isinstance(score, ModelScore) else ModelScore(score, device, complex_dtype(rdtype))
     B, L, K = n_chains, s.L, len(path.sigma)
     volume = L * L
