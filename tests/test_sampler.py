@@ -338,11 +338,11 @@ def test_physics_score_beats_zero_score(group, beta0, L):
 def trained_u1_model(tmp_path_factory):
     """A real (short) training run on a real U(1) beta0=1, L=8 HMC ensemble."""
     from campaign.hmc import generate_ensemble
-    from campaign.training import train_model
+    from campaign.training import TrainSettings, train_model
 
     d = tmp_path_factory.mktemp("trained")
     ens = generate_ensemble(d / "u1.h5", "u1", 1.0, 8, 128, chains=8, therm=50, sep=2, seed=1, progress=False)
-    return train_model(ens, d / "u1.pt", steps=150, batch_size=16, seed=2, progress=False)
+    return train_model(ens, d / "u1.pt", TrainSettings(steps=150, batch_size=16, seed=2), progress=False)
 
 
 def test_trained_model_beats_untrained(trained_u1_model):

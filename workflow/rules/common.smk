@@ -7,6 +7,7 @@ from campaign.config import (
     find_model,
     format_beta,
     hmc_settings,
+    model_train_settings,
     sample_points,
     sample_settings,
 )
@@ -49,16 +50,12 @@ def seed_for(stage):
     return f
 
 
-def without(d, *keys):
-    return {k: v for k, v in d.items() if k not in keys}
-
-
 def hmc_params(w):
     return hmc_settings(config, w.group, float(w.beta), int(w.L))
 
 
 def train_settings(w):
-    return without(find_model(config, w.group, w.model), "name", "beta0", "L0")
+    return model_train_settings(find_model(config, w.group, w.model))
 
 
 def sample_params(w):
