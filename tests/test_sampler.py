@@ -4,15 +4,12 @@ raises acceptance, files resume after a kill, the CLI validates its input.  The 
 (weighted) sampler: tests/test_smc.py."""
 
 import math
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
 import torch
+from conftest import finish, kill_when_exists, start_script
 from scipy import integrate, special, stats
 
 from campaign import exact, io
@@ -90,10 +87,6 @@ def _exact_wilson_loop(group: str, beta: float, L: int, R: int, T: int) -> float
 
 def reference(group: str, beta: float, L: int, R: int, T: int) -> float:
     ours = exact_wilson_loop(group, beta, L, R, T)
-    try:
-        from campaign import exact
-    except ImportError:
-        return ours
     theirs = exact.plaquette(group, beta, L) if (R, T) == (1, 1) else \
         exact.wilson_loop(group, beta, L, R, T)
     assert theirs == pytest.approx(ours, rel=1e-6, abs=1e-10), "campaign.exact disagrees with the test's own reference"
@@ -512,34 +505,25 @@ RESUME_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _run_script(tmp_path, out, tail=300, **kw):
-    script = tmp_path / f"run_{tail}.py"
-    script.write_text(RESUME_SCRIPT.format(tail=tail))
-    return subprocess.Popen([sys.executable, str(script), str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+def _run_script(tmp_path, out, tail=300):
+    return start_script(tmp_path / f"run_{tail}.py", RESUME_SCRIPT.format(tail=tail), out)
 
 
 def test_killed_sampler_resumes_to_identical_file(tmp_path):
     ref = tmp_path / "ref.h5"
     r = _run_script(tmp_path, ref)
-    _, err = r.communicate(timeout=300)
+    err = finish(r)
     assert r.returncode == 0, err
 
     out = tmp_path / "killed.h5"
     parts = tmp_path / "killed.h5.parts"
-    proc = _run_script(tmp_path, out)
-    deadline = time.monotonic() + 200
-    while not (parts / "batch_00001.pt").exists() and time.monotonic() < deadline:
-        assert proc.poll() is None, "run finished before it could be killed; make it longer"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when_exists(_run_script(tmp_path, out), parts / "batch_00001.pt")
     assert not out.exists(), "a killed run must not leave an output file"
     done = sorted(p.name for p in parts.glob("batch_*.pt"))
     assert "batch_00001.pt" in done and len(done) < 4
 
     proc = _run_script(tmp_path, out)
-    _, err = proc.communicate(timeout=300)
+    err = finish(proc)
     assert proc.returncode == 0, err
     assert "resuming with" in err
     assert not parts.exists()
@@ -556,7 +540,7 @@ def test_killed_sampler_resumes_to_identical_file(tmp_path):
     parts.mkdir()
     torch.save({"fingerprint": {"other": 1}, "batch": 0}, parts / "batch_00000.pt")
     proc = _run_script(tmp_path, out)
-    _, err = proc.communicate(timeout=300)
+    err = finish(proc)
     assert proc.returncode != 0 and "different settings" in err
 
 

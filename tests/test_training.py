@@ -1,17 +1,17 @@
 """Training: recovery of known scores, kill-and-resume determinism, model files, CLI."""
 
 import csv
-from dataclasses import replace
 import itertools
 import math
 import os
 import signal
 import subprocess
 import sys
-import time
+from dataclasses import replace
 
 import pytest
 import torch
+from conftest import kill_when_exists
 
 from campaign import cli
 from campaign.diffusion import ScoreModel, perturb
@@ -185,12 +185,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     ck = checkpoint_path(out)
     proc = subprocess.Popen(_train_cmd(ens, out, "--checkpoint-interval", "0.2"), env=env,
                             stderr=subprocess.PIPE, text=True)
-    t0 = time.monotonic()
-    while not ck.exists() and proc.poll() is None and time.monotonic() - t0 < 120:
-        time.sleep(0.02)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when_exists(proc, ck, timeout=120, linger=0.3)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
     assert ck.exists() and not out.exists()
     step = torch.load(ck, weights_only=False)["step"]
