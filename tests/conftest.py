@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from campaign.groups import SU2, U1, U2
+from campaign.samplers.scores import PhysicsScore
 
 ALL_GROUPS = (U1, SU2, U2)
 
@@ -19,6 +20,29 @@ def group(request):
 @pytest.fixture
 def gen():
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: threads only add contention on a shared machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+class WrongBetaScore(PhysicsScore):
+    """A deliberately poor model for the samplers: the physics score of a coupling half as
+    large, plus a constant algebra-valued bias that is not a gradient (breaks proposal
+    reversibility).  (Much worse drifts are exact too, see the one-link tests, but mix
+    slowly on a lattice: the MH step size shrinks like 1 / (dof * mismatch^2).)"""
+
+    def __call__(self, U, sigma):
+        bias = torch.zeros_like(U)
+        bias[..., 0, 0] = 0.1j
+        if U.shape[-1] == 2:
+            bias[..., 1, 1] = -0.1j
+        return 0.5 * super().__call__(U, sigma) + bias
 
 
 # ------------------------------------------------------------- jobs killed and resumed

@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from conftest import finish, kill_when_exists, start_script
+from conftest import WrongBetaScore, finish, kill_when_exists, start_script
 from scipy import integrate, special, stats
 
 from campaign import exact, io
@@ -29,27 +29,7 @@ def maala(model, out, beta, L, n, *, progress=False, model_path=None, **kw):
     return sample_to_file(model, out, settings, model_path=model_path, progress=progress)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: threads only add contention on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-class WrongBetaScore(PhysicsScore):
-    """A deliberately poor model: the physics score of a coupling half as large, plus a
-    constant algebra-valued bias that is not a gradient (breaks proposal reversibility).
-    (Much worse drifts are exact too, see the one-link tests, but mix slowly on a lattice:
-    the MH step size shrinks like 1 / (dof * mismatch^2).)"""
-
-    def __call__(self, U, sigma):
-        bias = torch.zeros_like(U)
-        bias[..., 0, 0] = 0.1j
-        if U.shape[-1] == 2:
-            bias[..., 1, 1] = -0.1j
-        return 0.5 * super().__call__(U, sigma) + bias
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------- exact reference (L x L torus)
@@ -177,17 +157,22 @@ def symmetry_pvalue(before, after, edges):
     return stats.chi2.sf(chi2, int(use.sum())), int(tot.sum())
 
 
-@pytest.mark.parametrize("group", [U1, SU2], ids=lambda g: g.name)
-def test_one_link_kernel_detailed_balance(group):
-    beta, eps, n = 2.0, 0.4, 300_000
-    gen = torch.Generator().manual_seed(7)
+def one_link_problem(group, beta: float, n: int, seed: int):
+    """(generator, log p, poor drift, class-angle bin edges, exact bin probabilities, n exact
+    samples) of the one-link tests."""
+    gen = torch.Generator().manual_seed(seed)
     log_prob, score = one_link_target(group, beta)
     drift = poor_drift(group, score)
     lo, hi = angle_density(group, beta)[0]
     edges = np.linspace(lo, hi, 31)
     probs = bin_probabilities(group, beta, edges)
+    return gen, log_prob, drift, edges, probs, exact_one_link_samples(group, beta, n, gen)
 
-    U0 = exact_one_link_samples(group, beta, n, gen)
+
+@pytest.mark.parametrize("group", [U1, SU2], ids=lambda g: g.name)
+def test_one_link_kernel_detailed_balance(group):
+    beta, eps, n = 2.0, 0.4, 300_000
+    gen, log_prob, drift, edges, probs, U0 = one_link_problem(group, beta, n, seed=7)
     assert chi2_pvalue(np.histogram(class_angle(group, U0), edges)[0], probs) > 1e-4  # sampler of the test
     state = ChainState(U0, log_prob(U0), drift(U0))
     state, acc, accepted = mh_step(group, state, eps, log_prob, drift, gen)
@@ -215,13 +200,7 @@ def test_one_link_tests_have_power(group):
     """Controls: the same statistics reject an unadjusted Langevin step and an MH step
     that forgets the proposal ratio."""
     beta, eps, n = 2.0, 0.4, 300_000
-    gen = torch.Generator().manual_seed(8)
-    log_prob, score = one_link_target(group, beta)
-    drift = poor_drift(group, score)
-    lo, hi = angle_density(group, beta)[0]
-    edges = np.linspace(lo, hi, 31)
-    probs = bin_probabilities(group, beta, edges)
-    U0 = exact_one_link_samples(group, beta, n, gen)
+    gen, log_prob, drift, edges, probs, U0 = one_link_problem(group, beta, n, seed=8)
 
     U1_ = langevin_step(group, U0, drift(U0), eps, gen)
     assert chi2_pvalue(np.histogram(class_angle(group, U1_), edges)[0], probs) < 1e-6

@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from conftest import finish, kill_when_exists, start_script
+from conftest import WrongBetaScore, finish, kill_when_exists, start_script
 
 from campaign import exact, io
 from campaign.analysis import measure_file
@@ -23,24 +23,7 @@ from campaign.samplers.smc import allocate_steps, systematic_resample
 from campaign.stats import weighted_summary
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-class WrongBetaScore(PhysicsScore):
-    """A deliberately poor model: the physics score of a coupling half as large, plus a
-    constant algebra-valued bias that is not a gradient."""
-
-    def __call__(self, U, sigma):
-        bias = torch.zeros_like(U)
-        bias[..., 0, 0] = 0.1j
-        if U.shape[-1] == 2:
-            bias[..., 1, 1] = -0.1j
-        return 0.5 * super().__call__(U, sigma) + bias
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def smc(model, out, beta, L, n, *, progress=False, **kw):

@@ -24,24 +24,23 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _integer_at_least(low: int, words: str):
+    """An argparse type: an integer >= low, else one line naming what was expected."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {words}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected {words}, got {value}")
+        return value
+
+    return parse
 
 
-def nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
+positive_int = _integer_at_least(1, "a positive integer")
+nonnegative_int = _integer_at_least(0, "a non-negative integer")
 
 
 def nonnegative_float(text: str) -> float:
@@ -71,6 +70,10 @@ def lattice_size(text: str) -> int:
 GROUP_CHOICES = ("u1", "su2", "u2")
 
 
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
 def add_force(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true",
                    help="overwrite an existing output, and run beyond the memory limit")
@@ -91,7 +94,7 @@ def add_common_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
     p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
     p.add_argument("--seed", type=nonnegative_int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_quiet(p)
 
 
 # ------------------------------------------------------------------- commands
@@ -344,7 +347,7 @@ def _add_phi4_train_parser(sub) -> None:
     add_settings_arguments(p, DSMSettings)
     add_settings_arguments(p, Phi4NetSettings)
     p.add_argument("--seed", type=nonnegative_int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_quiet(p)
     add_force(p)
     p.set_defaults(func=cmd_phi4_train)
 
@@ -363,7 +366,7 @@ def _add_phi4_sample_parser(sub) -> None:
     p.add_argument("--batch", type=positive_int, default=64, help="proposals per checkpointed part")
     p.add_argument("--out", required=True, help="ensemble to write (HDF5)")
     p.add_argument("--seed", type=nonnegative_int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_quiet(p)
     add_force(p)
     p.set_defaults(func=cmd_phi4_sample)
 
@@ -389,7 +392,7 @@ def _add_cl_parser(sub) -> None:
                    help="drift magnitude where the step starts to shrink (default: mean after thermalisation)")
     p.add_argument("--seed", type=nonnegative_int, default=_CL.seed)
     p.add_argument("--checkpoint-interval", type=nonnegative_float, default=60.0, help="seconds between checkpoints")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_quiet(p)
     add_force(p)
     p.set_defaults(func=cmd_cl)
 
@@ -407,7 +410,7 @@ def _add_cl_dm_parser(sub) -> None:
     p.add_argument("--hidden", type=positive_int, default=_DM.hidden, help="MLP width")
     p.add_argument("--sample-steps", type=positive_int, default=_DM.sample_steps, help="Heun levels of the sampler")
     p.add_argument("--seed", type=nonnegative_int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_quiet(p)
     add_force(p)
     p.set_defaults(func=cmd_cl_dm)
 
@@ -432,7 +435,7 @@ def _add_train_parser(sub) -> None:
                    help="continue from the checkpoint OUT.parts/ if present")
     p.add_argument("--loss-log", default=None, help="csv: step, loss, lr, wall_time, ema")
     p.add_argument("--stop-after", type=positive_int, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_quiet(p)
     add_force(p)
     p.set_defaults(func=cmd_train)
 
@@ -447,7 +450,7 @@ def _add_sample_parser(sub) -> None:
     p.add_argument("--group", choices=GROUP_CHOICES, default=None,
                    help="target group; a model of another group is refused (default: the model's)")
     add_settings_arguments(p, SampleSettings)
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_quiet(p)
     add_force(p)
     p.set_defaults(func=cmd_sample)
 
