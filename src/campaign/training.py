@@ -66,7 +66,7 @@ class TrainSettings:
         "learning-rate schedule after the warm-up", choices=SCHEDULES))
     warmup: int | None = field(default=None, metadata=option("linear warm-up steps (default: min(100, steps / 20))"))
     ema_decay: float = field(default=0.999, metadata=option("EMA decay of the weights, in [0, 1)"))
-    grad_clip: float | None = field(default=1.0, metadata=option("gradient-norm clip (None: no clipping)"))
+    grad_clip: float | None = field(default=1.0, metadata=option("gradient-norm clip (null in a config: no clipping)"))
     channels: int = field(default=DEFAULT_ARCH["channels"], metadata=option("L-CNN channels"))
     layers: int = field(default=DEFAULT_ARCH["layers"], metadata=option("L-Conv/L-Bilin blocks"))
     kernel_size: int = field(default=DEFAULT_ARCH["kernel_size"], metadata=option(

@@ -70,7 +70,7 @@ class SampleSettings:
         "maala: further correlated samples per chain along the tail (0: independent samples)"))
     continue_sep: int = field(default=1, metadata=option("maala: tail steps between continued samples"))
     seed: int = field(default=0, metadata=option("seed of every random stream of the run"))
-    device: str = field(default="cpu", metadata=option("torch device, e.g. cpu, cuda, cuda:1"))
+    device: str = field(default="cpu", metadata=option("torch device, e.g. cpu, cuda, cuda:1, auto"))
     dtype: str = field(default="float64", metadata=option(
         "real precision of fields and network (log-densities accumulate in float64)", choices=DTYPES))
 
