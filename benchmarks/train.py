@@ -32,7 +32,7 @@ def run_case(group: str, L: int, steps: int, warmup: int, batch: int, device: st
 
     from campaign.groups import get_group
     from campaign.io import write_ensemble
-    from campaign.training import train_model
+    from campaign.training import TrainSettings, train_model
 
     torch.set_num_threads(threads)
     g = get_group(group)
@@ -44,9 +44,9 @@ def run_case(group: str, L: int, steps: int, warmup: int, batch: int, device: st
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
-        train_model(ens, os.path.join(tmp, "m.pt"), steps=warmup + steps, batch_size=batch,
-                    device=device, dtype=dtype, progress=False, checkpoint_interval=1e9,
-                    loss_log=os.path.join(tmp, "loss.csv"), **arch)
+        settings = TrainSettings(steps=warmup + steps, batch_size=batch, device=device, dtype=dtype,
+                                 checkpoint_interval=1e9, **arch)
+        train_model(ens, os.path.join(tmp, "m.pt"), settings, progress=False, loss_log=os.path.join(tmp, "loss.csv"))
         total = time.perf_counter() - t0
         with open(os.path.join(tmp, "loss.csv")) as f:
             wall = [float(r["wall_time"]) for r in csv.DictReader(f)]

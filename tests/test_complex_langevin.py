@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import write_foreign_h5
 from scipy import stats as sstats
 
 from campaign.errors import CampaignError
@@ -305,10 +306,6 @@ def test_cli_dm_and_measure(tmp_path, capsys):
 
 
 def test_reading_a_foreign_file_is_one_line_error(tmp_path):
-    import h5py
-
-    path = tmp_path / "other.h5"
-    with h5py.File(path, "w") as f:
-        f["phi"] = np.zeros(3)
+    path = write_foreign_h5(tmp_path / "other.h5", phi=np.zeros(3))
     with pytest.raises(CampaignError, match="not a complex Langevin ensemble"):
         read_cl_ensemble(path)

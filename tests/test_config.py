@@ -186,7 +186,6 @@ def test_cli_check(tmp_path, capsys):
 
 STAGE_API = [
     ("hmc", "campaign.hmc", "generate_ensemble", {"beta", "L", "overrides"}),
-    ("model", "campaign.training", "train_model", {"name", "beta0", "L0"}),
 ]
 
 
@@ -210,29 +209,6 @@ def test_schema_matches_library_signature(section, module, func, grid_keys):
         default = params[key].default
         if "default" in sub and default is not inspect.Parameter.empty:
             assert sub["default"] == default, f"{section}.{key}: schema {sub['default']!r} != library {default!r}"
-
-
-def test_sample_schema_matches_settings():
-    """The config's sample section and SampleSettings have the same fields and defaults
-    (beta, L: grids in the config; seed, device, dtype: campaign-wide)."""
-    from dataclasses import MISSING, fields
-
-    from campaign.samplers.settings import SampleSettings
-
-    props = _schema_props("sample")
-    by_name = {f.name: f for f in fields(SampleSettings)}
-    campaign_wide = {"seed", "device", "dtype"}
-    assert set(props) - {"beta", "L", "overrides"} == set(by_name) - {"beta", "L"} - campaign_wide
-    override_keys = set(props["overrides"]["items"]["properties"]) - {"beta", "L"}
-    assert not override_keys - set(by_name), override_keys - set(by_name)
-    for key, sub in props.items():
-        if key in ("beta", "L", "overrides"):
-            continue
-        default = by_name[key].default
-        if default is not MISSING:
-            assert sub.get("default") == default, f"sample.{key}: schema {sub.get('default')!r} != {default!r}"
-        if "choices" in by_name[key].metadata:
-            assert sub["enum"] == list(by_name[key].metadata["choices"])
 
 
 def test_schema_groups_are_the_registered_theories():

@@ -27,7 +27,7 @@ from campaign.groups import get_group
 from campaign.hmc import HMCRun, generate_ensemble
 from campaign.samplers.job import sample_to_file
 from campaign.samplers.settings import SampleSettings
-from campaign.training import checkpoint_path, train_model
+from campaign.training import TrainSettings, checkpoint_path, train_model
 
 TINY_HMC = dict(group="u1", beta=1.0, L=4, n_configs=8, chains=2, therm=2, sep=1, seed=3, progress=False)
 TINY_HMC_ARGS = ["hmc", "--group", "u1", "--beta", "1", "--L", "4", "--n-configs", "8", "--chains", "2",
@@ -119,8 +119,8 @@ def _run_job(kind, tmp_path, out):
         ens = tmp_path / "ens.h5"
         if not ens.exists():
             haar_file(ens)
-        train_model(ens, out, steps=4, batch_size=2, channels=2, layers=1, seed=1, progress=False,
-                    checkpoint_interval=0.0)
+        train_model(ens, out, TrainSettings(steps=4, batch_size=2, channels=2, layers=1, seed=1,
+                                            checkpoint_interval=0.0), progress=False)
     else:
         model = tmp_path / "model.pt"
         if not model.exists():
@@ -223,7 +223,8 @@ def test_count_check_refuses_a_short_ensemble(tmp_path, monkeypatch):
 # ------------------------------------------------------ inputs changed before a resume
 def test_changed_ensemble_restarts_training(tmp_path, capsys):
     ens = tmp_path / "ens.h5"
-    kw = dict(steps=6, batch_size=2, channels=2, layers=1, seed=1, progress=False, checkpoint_interval=1e9)
+    kw = dict(settings=TrainSettings(steps=6, batch_size=2, channels=2, layers=1, seed=1, checkpoint_interval=1e9),
+              progress=False)
     haar_file(ens, seed=0, beta=1.0)
     train_model(ens, tmp_path / "m.pt", stop_after=3, **kw)
     assert checkpoint_path(tmp_path / "m.pt").exists()

@@ -9,6 +9,7 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 import torch
+from conftest import cli_errors, write_foreign_h5
 
 from campaign.cumulants import cumulants_from_moments, forward_cumulants, ve_cumulant_law
 from campaign.cli import main
@@ -363,20 +364,12 @@ def test_cli_writes_the_ensemble_with_provenance(tmp_path):
 def test_cli_bad_arguments_are_one_line(tmp_path, capsys, extra, message):
     argv = ["phi4-hmc", "--kappa", "0.2", "--lam", "0.5", "--L", "4", "--configs-per-chain", "2",
             "--out", str(tmp_path / "x.h5"), *extra]
-    try:
-        rc = main(argv)
-    except SystemExit as exc:  # argparse's own checks
-        rc = exc.code
-    err = capsys.readouterr().err.strip().splitlines()
+    rc, err = cli_errors(main, argv, capsys)
     assert rc != 0 and len(err) == 1 and message in err[0], err
     assert not (tmp_path / "x.h5").exists()
 
 
 def test_reading_a_foreign_file_is_a_user_error(tmp_path):
-    import h5py
-
-    path = tmp_path / "foreign.h5"
-    with h5py.File(path, "w") as f:
-        f["x"] = np.arange(3)
+    path = write_foreign_h5(tmp_path / "foreign.h5", x=np.arange(3))
     with pytest.raises(CampaignError, match="not a campaign scalar-field ensemble"):
         read_scalar_ensemble(path)

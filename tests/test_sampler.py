@@ -4,15 +4,12 @@ raises acceptance, files resume after a kill, the CLI validates its input.  The 
 (weighted) sampler: tests/test_smc.py."""
 
 import math
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
 import torch
+from conftest import WrongBetaScore, finish, kill_when_exists, start_script
 from scipy import integrate, special, stats
 
 from campaign import exact, io
@@ -32,27 +29,7 @@ def maala(model, out, beta, L, n, *, progress=False, model_path=None, **kw):
     return sample_to_file(model, out, settings, model_path=model_path, progress=progress)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: threads only add contention on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-class WrongBetaScore(PhysicsScore):
-    """A deliberately poor model: the physics score of a coupling half as large, plus a
-    constant algebra-valued bias that is not a gradient (breaks proposal reversibility).
-    (Much worse drifts are exact too, see the one-link tests, but mix slowly on a lattice:
-    the MH step size shrinks like 1 / (dof * mismatch^2).)"""
-
-    def __call__(self, U, sigma):
-        bias = torch.zeros_like(U)
-        bias[..., 0, 0] = 0.1j
-        if U.shape[-1] == 2:
-            bias[..., 1, 1] = -0.1j
-        return 0.5 * super().__call__(U, sigma) + bias
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------- exact reference (L x L torus)
@@ -90,10 +67,6 @@ def _exact_wilson_loop(group: str, beta: float, L: int, R: int, T: int) -> float
 
 def reference(group: str, beta: float, L: int, R: int, T: int) -> float:
     ours = exact_wilson_loop(group, beta, L, R, T)
-    try:
-        from campaign import exact
-    except ImportError:
-        return ours
     theirs = exact.plaquette(group, beta, L) if (R, T) == (1, 1) else \
         exact.wilson_loop(group, beta, L, R, T)
     assert theirs == pytest.approx(ours, rel=1e-6, abs=1e-10), "campaign.exact disagrees with the test's own reference"
@@ -184,17 +157,22 @@ def symmetry_pvalue(before, after, edges):
     return stats.chi2.sf(chi2, int(use.sum())), int(tot.sum())
 
 
-@pytest.mark.parametrize("group", [U1, SU2], ids=lambda g: g.name)
-def test_one_link_kernel_detailed_balance(group):
-    beta, eps, n = 2.0, 0.4, 300_000
-    gen = torch.Generator().manual_seed(7)
+def one_link_problem(group, beta: float, n: int, seed: int):
+    """(generator, log p, poor drift, class-angle bin edges, exact bin probabilities, n exact
+    samples) of the one-link tests."""
+    gen = torch.Generator().manual_seed(seed)
     log_prob, score = one_link_target(group, beta)
     drift = poor_drift(group, score)
     lo, hi = angle_density(group, beta)[0]
     edges = np.linspace(lo, hi, 31)
     probs = bin_probabilities(group, beta, edges)
+    return gen, log_prob, drift, edges, probs, exact_one_link_samples(group, beta, n, gen)
 
-    U0 = exact_one_link_samples(group, beta, n, gen)
+
+@pytest.mark.parametrize("group", [U1, SU2], ids=lambda g: g.name)
+def test_one_link_kernel_detailed_balance(group):
+    beta, eps, n = 2.0, 0.4, 300_000
+    gen, log_prob, drift, edges, probs, U0 = one_link_problem(group, beta, n, seed=7)
     assert chi2_pvalue(np.histogram(class_angle(group, U0), edges)[0], probs) > 1e-4  # sampler of the test
     state = ChainState(U0, log_prob(U0), drift(U0))
     state, acc, accepted = mh_step(group, state, eps, log_prob, drift, gen)
@@ -222,13 +200,7 @@ def test_one_link_tests_have_power(group):
     """Controls: the same statistics reject an unadjusted Langevin step and an MH step
     that forgets the proposal ratio."""
     beta, eps, n = 2.0, 0.4, 300_000
-    gen = torch.Generator().manual_seed(8)
-    log_prob, score = one_link_target(group, beta)
-    drift = poor_drift(group, score)
-    lo, hi = angle_density(group, beta)[0]
-    edges = np.linspace(lo, hi, 31)
-    probs = bin_probabilities(group, beta, edges)
-    U0 = exact_one_link_samples(group, beta, n, gen)
+    gen, log_prob, drift, edges, probs, U0 = one_link_problem(group, beta, n, seed=8)
 
     U1_ = langevin_step(group, U0, drift(U0), eps, gen)
     assert chi2_pvalue(np.histogram(class_angle(group, U1_), edges)[0], probs) < 1e-6
@@ -338,11 +310,11 @@ def test_physics_score_beats_zero_score(group, beta0, L):
 def trained_u1_model(tmp_path_factory):
     """A real (short) training run on a real U(1) beta0=1, L=8 HMC ensemble."""
     from campaign.hmc import generate_ensemble
-    from campaign.training import train_model
+    from campaign.training import TrainSettings, train_model
 
     d = tmp_path_factory.mktemp("trained")
     ens = generate_ensemble(d / "u1.h5", "u1", 1.0, 8, 128, chains=8, therm=50, sep=2, seed=1, progress=False)
-    return train_model(ens, d / "u1.pt", steps=150, batch_size=16, seed=2, progress=False)
+    return train_model(ens, d / "u1.pt", TrainSettings(steps=150, batch_size=16, seed=2), progress=False)
 
 
 def test_trained_model_beats_untrained(trained_u1_model):
@@ -512,34 +484,25 @@ RESUME_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _run_script(tmp_path, out, tail=300, **kw):
-    script = tmp_path / f"run_{tail}.py"
-    script.write_text(RESUME_SCRIPT.format(tail=tail))
-    return subprocess.Popen([sys.executable, str(script), str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+def _run_script(tmp_path, out, tail=300):
+    return start_script(tmp_path / f"run_{tail}.py", RESUME_SCRIPT.format(tail=tail), out)
 
 
 def test_killed_sampler_resumes_to_identical_file(tmp_path):
     ref = tmp_path / "ref.h5"
     r = _run_script(tmp_path, ref)
-    _, err = r.communicate(timeout=300)
+    err = finish(r)
     assert r.returncode == 0, err
 
     out = tmp_path / "killed.h5"
     parts = tmp_path / "killed.h5.parts"
-    proc = _run_script(tmp_path, out)
-    deadline = time.monotonic() + 200
-    while not (parts / "batch_00001.pt").exists() and time.monotonic() < deadline:
-        assert proc.poll() is None, "run finished before it could be killed; make it longer"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when_exists(_run_script(tmp_path, out), parts / "batch_00001.pt")
     assert not out.exists(), "a killed run must not leave an output file"
     done = sorted(p.name for p in parts.glob("batch_*.pt"))
     assert "batch_00001.pt" in done and len(done) < 4
 
     proc = _run_script(tmp_path, out)
-    _, err = proc.communicate(timeout=300)
+    err = finish(proc)
     assert proc.returncode == 0, err
     assert "resuming with" in err
     assert not parts.exists()
@@ -556,7 +519,7 @@ def test_killed_sampler_resumes_to_identical_file(tmp_path):
     parts.mkdir()
     torch.save({"fingerprint": {"other": 1}, "batch": 0}, parts / "batch_00000.pt")
     proc = _run_script(tmp_path, out)
-    _, err = proc.communicate(timeout=300)
+    err = finish(proc)
     assert proc.returncode != 0 and "different settings" in err
 
 

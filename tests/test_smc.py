@@ -3,15 +3,12 @@ the exact torus values whatever the model, the same runs' unweighted estimates d
 (the tests have power), the batch estimates of Z are unbiased, files and resume."""
 
 import math
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
 import torch
+from conftest import WrongBetaScore, finish, kill_when_exists, start_script
 
 from campaign import exact, io
 from campaign.analysis import measure_file
@@ -26,24 +23,7 @@ from campaign.samplers.smc import allocate_steps, systematic_resample
 from campaign.stats import weighted_summary
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-class WrongBetaScore(PhysicsScore):
-    """A deliberately poor model: the physics score of a coupling half as large, plus a
-    constant algebra-valued bias that is not a gradient."""
-
-    def __call__(self, U, sigma):
-        bias = torch.zeros_like(U)
-        bias[..., 0, 0] = 0.1j
-        if U.shape[-1] == 2:
-            bias[..., 1, 1] = -0.1j
-        return 0.5 * super().__call__(U, sigma) + bias
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def smc(model, out, beta, L, n, *, progress=False, **kw):
@@ -231,29 +211,20 @@ RESUME_SCRIPT = textwrap.dedent("""
 
 
 def _run(tmp_path, out):
-    script = tmp_path / "run.py"
-    script.write_text(RESUME_SCRIPT)
-    return subprocess.Popen([sys.executable, str(script), str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return start_script(tmp_path / "run.py", RESUME_SCRIPT, out)
 
 
 def test_killed_smc_job_resumes_to_identical_file(tmp_path):
     ref = tmp_path / "ref.h5"
     r = _run(tmp_path, ref)
-    _, err = r.communicate(timeout=300)
+    err = finish(r)
     assert r.returncode == 0, err
     out = tmp_path / "killed.h5"
     parts = tmp_path / "killed.h5.parts"
-    proc = _run(tmp_path, out)
-    deadline = time.monotonic() + 200
-    while not (parts / "batch_00001.pt").exists() and time.monotonic() < deadline:
-        assert proc.poll() is None, "run finished before it could be killed; make it longer"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when_exists(_run(tmp_path, out), parts / "batch_00001.pt")
     assert not out.exists() and (parts / "pilot.pt").exists()
     proc = _run(tmp_path, out)
-    _, err = proc.communicate(timeout=300)
+    err = finish(proc)
     assert proc.returncode == 0, err
     assert "resuming with" in err and "pilot:" not in err  # the pilot is not rerun
     a, b = io.read_ensemble(ref), io.read_ensemble(out)

@@ -7,10 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
+from dataclasses import replace
 
 import pytest
 import torch
+from conftest import kill_when_exists
 
 from campaign import cli
 from campaign.diffusion import ScoreModel, perturb
@@ -18,7 +19,7 @@ from campaign.errors import CampaignError
 from campaign.groups import SU2, U1, get_group
 from campaign.io import load_model, save_model, write_ensemble
 from campaign.lattice import plaquettes
-from campaign.training import checkpoint_path, train_model
+from campaign.training import TrainSettings, checkpoint_path, train_model
 
 F64 = torch.float64
 SIGMAS = (0.1, 0.3, 0.6, 1.0, 2.0)
@@ -47,8 +48,8 @@ def weighted_error(model, U0, sigma, exact_fn, gen):
 def test_haar_measure_score_is_learnt_as_zero(tmp_path):
     """beta = 0: the noised Haar measure is Haar at every sigma, exact score 0."""
     ens = haar_ensemble(tmp_path / "haar.h5", "su2", 4, n=64)
-    out = train_model(ens, tmp_path / "m.pt", steps=150, batch_size=16, lr=3e-3, channels=4,
-                      seed=1, progress=False, checkpoint_interval=1e9)
+    settings = TrainSettings(steps=150, batch_size=16, lr=3e-3, channels=4, seed=1, checkpoint_interval=1e9)
+    out = train_model(ens, tmp_path / "m.pt", settings, progress=False)
     model = load_model(out)
     torch.manual_seed(1)
     init = ScoreModel("su2", 0.0, 4, 0.01, 4.0, arch=model.arch).double()
@@ -117,8 +118,8 @@ def test_u1_2x2_exact_marginal_score_recovered(tmp_path):
 
     ens = generate_ensemble(tmp_path / "u1.h5", "u1", 1.0, 2, 512, chains=8, therm=50, sep=2,
                             seed=3, progress=False)
-    out = train_model(ens, tmp_path / "m.pt", steps=300, batch_size=32, lr=3e-3, seed=0,
-                      progress=False, checkpoint_interval=1e9)
+    settings = TrainSettings(steps=300, batch_size=32, lr=3e-3, seed=0, checkpoint_interval=1e9)
+    out = train_model(ens, tmp_path / "m.pt", settings, progress=False)
     model = load_model(out)
     torch.manual_seed(0)
     init = ScoreModel("u1", 1.0, 2, 0.01, 4.0, arch=model.arch).double()
@@ -150,23 +151,24 @@ def _rows(path):
 
 def test_stop_and_resume_is_bit_identical(tmp_path):
     ens = haar_ensemble(tmp_path / "h.h5", "u2", 4, n=8)
-    kw = dict(steps=12, batch_size=3, channels=3, seed=5, progress=False, checkpoint_interval=1e9)
-    a = train_model(ens, tmp_path / "a.pt", loss_log=tmp_path / "a.csv", **kw)
-    ck = train_model(ens, tmp_path / "b.pt", loss_log=tmp_path / "b.csv", stop_after=5, **kw)
+    s = TrainSettings(steps=12, batch_size=3, channels=3, seed=5, checkpoint_interval=1e9)
+    a = train_model(ens, tmp_path / "a.pt", s, loss_log=tmp_path / "a.csv", progress=False)
+    ck = train_model(ens, tmp_path / "b.pt", s, loss_log=tmp_path / "b.csv", stop_after=5, progress=False)
     assert ck == checkpoint_path(tmp_path / "b.pt") and ck.exists()
     assert not (tmp_path / "b.pt").exists()
     assert len(_rows(tmp_path / "b.csv")) == 5
-    b = train_model(ens, tmp_path / "b.pt", loss_log=tmp_path / "b.csv", **kw)
+    b = train_model(ens, tmp_path / "b.pt", s, loss_log=tmp_path / "b.csv", progress=False)
     assert not ck.exists()  # removed once the model is written
     sa, sb = _state(a), _state(b)
     assert sa.keys() == sb.keys()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert _rows(tmp_path / "a.csv") == _rows(tmp_path / "b.csv")
     # changed settings are refused
-    train_model(ens, tmp_path / "c.pt", stop_after=2, **kw)
+    train_model(ens, tmp_path / "c.pt", s, stop_after=2, progress=False)
+    other = replace(s, lr=5e-3)
     with pytest.raises(CampaignError, match="different settings"):
-        train_model(ens, tmp_path / "c.pt", **{**kw, "lr": 5e-3})
-    train_model(ens, tmp_path / "c.pt", resume=False, **{**kw, "lr": 5e-3})  # starts over
+        train_model(ens, tmp_path / "c.pt", other, progress=False)
+    train_model(ens, tmp_path / "c.pt", other, resume=False, progress=False)  # starts over
 
 
 def _train_cmd(ens, out, *extra):
@@ -183,12 +185,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     ck = checkpoint_path(out)
     proc = subprocess.Popen(_train_cmd(ens, out, "--checkpoint-interval", "0.2"), env=env,
                             stderr=subprocess.PIPE, text=True)
-    t0 = time.monotonic()
-    while not ck.exists() and proc.poll() is None and time.monotonic() - t0 < 120:
-        time.sleep(0.02)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when_exists(proc, ck, timeout=120, linger=0.3)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
     assert ck.exists() and not out.exists()
     step = torch.load(ck, weights_only=False)["step"]
@@ -207,7 +204,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
 # ------------------------------------------------------------------ model files
 def test_model_file_roundtrip(tmp_path):
     ens = haar_ensemble(tmp_path / "h.h5", "su2", 4, n=4)
-    out = train_model(ens, tmp_path / "m.pt", steps=3, batch_size=2, channels=3, progress=False,
+    out = train_model(ens, tmp_path / "m.pt", TrainSettings(steps=3, batch_size=2, channels=3), progress=False,
                       loss_log=tmp_path / "loss.csv")
     m = load_model(out)
     assert (m.group.name, m.beta0, m.L0, m.sigma_min, m.sigma_max) == ("su2", 0.0, 4, 0.01, 4.0)
@@ -249,7 +246,8 @@ def test_model_file_errors(tmp_path):
 @pytest.mark.parametrize("extra, message", [
     ([], "not found"),
     (["--sigma-min", "2", "--sigma-max", "1"], "sigma_min"),
-    (["--ema", "1.5"], "ema_decay"),
+    (["--ema-decay", "1.5"], "ema_decay"),
+    (["--warmup", "3000"], "warmup"),
     (["--dtype", "float32", "--device", "nonsense"], "device"),
 ])
 def test_cli_user_errors_are_one_line(tmp_path, capsys, extra, message):
@@ -265,7 +263,7 @@ def test_cli_trains(tmp_path, capsys):
     ens = haar_ensemble(tmp_path / "h.h5", "u1", 4, n=4)
     rc = cli.main(["train", "--ensemble", str(ens), "--out", str(tmp_path / "m.pt"), "--steps", "4",
                    "--batch-size", "2", "--channels", "2", "--layers", "1", "--kernel-size", "3",
-                   "--schedule", "constant", "--no-gauge-augment", "--loops", "rect"])
+                   "--lr-schedule", "constant", "--no-gauge-augment", "--loops", "rect"])
     assert rc == 0
     m = load_model(tmp_path / "m.pt")
     assert m.arch["kernel_size"] == 3 and m.arch["loops"] == "rect" and m.arch["layers"] == 1

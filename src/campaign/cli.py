@@ -26,24 +26,23 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _integer_at_least(low: int, words: str):
+    """An argparse type: an integer >= low, else one line naming what was expected."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {words}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected {words}, got {value}")
+        return value
+
+    return parse
 
 
-def nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
+positive_int = _integer_at_least(1, "a positive integer")
+nonnegative_int = _integer_at_least(0, "a non-negative integer")
 
 
 def nonnegative_float(text: str) -> float:
@@ -73,6 +72,10 @@ def lattice_size(text: str) -> int:
 from .theories import THEORY_NAMES as GROUP_CHOICES  # noqa: E402 (the theory registry lists the groups)
 
 
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
 def add_force(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true",
                    help="overwrite an existing output, and run beyond the memory limit")
@@ -93,7 +96,7 @@ def add_common_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
     p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
     p.add_argument("--seed", type=nonnegative_int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_quiet(p)
     p.add_argument("--threads", type=positive_int, default=None,
                    help="torch threads (default: $SLURM_CPUS_PER_TASK, else all cores)")
     p.add_argument("--compile-cache", default=None,
@@ -189,9 +192,10 @@ def cmd_cl_measure(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .training import train_from_args
+    from .training import TrainSettings, train_model
 
-    train_from_args(args)
+    train_model(args.ensemble, args.out, settings_from_args(TrainSettings, args), resume=args.resume,
+                progress=not args.quiet, loss_log=args.loss_log, stop_after=args.stop_after, force=args.force)
     return 0
 
 
@@ -287,10 +291,7 @@ def settings_from_args(cls, args):
     return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="campaign", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-
+def _add_hmc_parser(sub) -> None:
     p = sub.add_parser("hmc", help="generate an HMC ensemble")
     p.add_argument("--group", required=True, choices=GROUP_CHOICES)
     p.add_argument("--beta", required=True, type=nonnegative_float)
@@ -305,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_force(p)
     p.set_defaults(func=cmd_hmc)
 
+
+def _add_exact_parser(sub) -> None:
     p = sub.add_parser("exact", help="exact finite-torus observables as JSON")
     p.add_argument("--group", required=True, choices=GROUP_CHOICES)
     p.add_argument("--beta", required=True, type=nonnegative_float)
@@ -313,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_force(p)
     p.set_defaults(func=cmd_exact)
 
+
+def _add_measure_parser(sub) -> None:
     p = sub.add_parser("measure", help="measure observables of an ensemble or sample file")
     p.add_argument("file")
     p.add_argument("--out", required=True, help="per-configuration table (.csv or .parquet)")
@@ -320,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-loop", type=positive_int, default=None)
     p.set_defaults(func=cmd_measure)
 
+
+def _add_phi4_hmc_parser(sub) -> None:
     p = sub.add_parser("phi4-hmc", help="generate a scalar phi^4 HMC ensemble (docs/conventions-phi4.md)")
     p.add_argument("--kappa", required=True, type=nonnegative_float, help="hopping parameter")
     p.add_argument("--lam", required=True, type=nonnegative_float, help="quartic coupling lambda")
@@ -335,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_device(p)
     p.set_defaults(func=cmd_phi4_hmc)
 
+
+def _add_phi4_train_parser(sub) -> None:
     from .flat_diffusion import DSMSettings
     from .phi4.jobs import Phi4NetSettings
 
@@ -344,10 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings_arguments(p, DSMSettings)
     add_settings_arguments(p, Phi4NetSettings)
     p.add_argument("--seed", type=nonnegative_int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_quiet(p)
     add_force(p)
     p.set_defaults(func=cmd_phi4_train)
 
+
+def _add_phi4_sample_parser(sub) -> None:
     p = sub.add_parser("phi4-sample", help="exact phi^4 sampling: the model as an independence Metropolis proposal "
                        "with its exact flow density (small V)")
     p.add_argument("--model", required=True, help="model file from campaign phi4-train")
@@ -361,10 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=positive_int, default=64, help="proposals per checkpointed part")
     p.add_argument("--out", required=True, help="ensemble to write (HDF5)")
     p.add_argument("--seed", type=nonnegative_int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_quiet(p)
     add_force(p)
     p.set_defaults(func=cmd_phi4_sample)
 
+
+def _add_cl_parser(sub) -> None:
     from .complex_langevin.langevin import CLSettings as _CL
 
     p = sub.add_parser("cl", help="complex Langevin ensemble of a 0D model with a complex action "
@@ -385,10 +398,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drift magnitude where the step starts to shrink (default: mean after thermalisation)")
     p.add_argument("--seed", type=nonnegative_int, default=_CL.seed)
     p.add_argument("--checkpoint-interval", type=nonnegative_float, default=60.0, help="seconds between checkpoints")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_quiet(p)
     add_force(p)
     p.set_defaults(func=cmd_cl)
 
+
+def _add_cl_dm_parser(sub) -> None:
     from .complex_langevin.diffusion import CLDiffusionSettings as _DM
 
     p = sub.add_parser("cl-dm", help="train a diffusion model on a CL ensemble and write its draws (same layout)")
@@ -401,10 +416,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=positive_int, default=_DM.hidden, help="MLP width")
     p.add_argument("--sample-steps", type=positive_int, default=_DM.sample_steps, help="Heun levels of the sampler")
     p.add_argument("--seed", type=nonnegative_int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_quiet(p)
     add_force(p)
     p.set_defaults(func=cmd_cl_dm)
 
+
+def _add_cl_measure_parser(sub) -> None:
     p = sub.add_parser("cl-measure", help="moments <z^n> vs exact and the CL correctness verdict of a CL or DM file")
     p.add_argument("file")
     p.add_argument("--summary", default=None, help="write the JSON summary here")
@@ -412,12 +429,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", default=None, help="DM sample file for the figure's middle panel")
     p.set_defaults(func=cmd_cl_measure)
 
-    from .samplers.settings import SampleSettings
-    from .training import add_train_arguments
+
+def _add_train_parser(sub) -> None:
+    from .training import TrainSettings
 
     p = sub.add_parser("train", help="train a gauge-equivariant diffusion model on one ensemble")
-    add_train_arguments(p)
+    p.add_argument("--ensemble", required=True, help="training ensemble (HDF5, e.g. from campaign hmc)")
+    p.add_argument("--out", required=True, help="model file to write (.pt)")
+    add_settings_arguments(p, TrainSettings)
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="continue from the checkpoint OUT.parts/ if present")
+    p.add_argument("--loss-log", default=None, help="csv: step, loss, lr, wall_time, ema")
+    p.add_argument("--stop-after", type=positive_int, default=None, help=argparse.SUPPRESS)
+    add_quiet(p)
+    add_force(p)
     p.set_defaults(func=cmd_train)
+
+
+def _add_sample_parser(sub) -> None:
+    from .samplers.settings import SampleSettings
 
     p = sub.add_parser("sample", help="diffusion sampling with a trained model at (beta, L): exact "
                        "(weighted SMC) by default, or the papers' approximate MAALA")
@@ -426,9 +456,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group", choices=GROUP_CHOICES, default=None,
                    help="target group; a model of another group is refused (default: the model's)")
     add_settings_arguments(p, SampleSettings)
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_quiet(p)
     add_force(p)
     p.set_defaults(func=cmd_sample)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="campaign", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    for add in (_add_hmc_parser, _add_exact_parser, _add_measure_parser, _add_phi4_hmc_parser,
+                _add_phi4_train_parser, _add_phi4_sample_parser, _add_cl_parser, _add_cl_dm_parser,
+                _add_cl_measure_parser, _add_train_parser, _add_sample_parser):
+        add(sub)
     return parser
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CampaignError
+from .settings import SettingError
 from .theories import THEORY_NAMES
 
 GROUP_NAMES = THEORY_NAMES  # the registered theories (campaign.theories)
@@ -55,15 +56,6 @@ def format_beta(beta) -> str:
 
 def default_model_name(beta0, L0) -> str:
     return f"b{format_beta(beta0)}_L{int(L0)}"
-
-
-def resolve_device(name: str) -> str:
-    """"auto" -> "cuda" when torch sees a GPU, else "cpu"; anything else unchanged."""
-    if name != "auto":
-        return name
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def key_path(parts) -> str:
@@ -248,7 +240,10 @@ def validate_config(config: dict, schema: dict | str | Path | None = None, sourc
 
 
 def _semantic_errors(cfg: dict) -> list[str]:
-    """Checks a schema cannot express; also normalises cfg in place."""
+    """Checks a schema cannot express (those of one stage's settings are the settings
+    dataclass's own); also normalises cfg in place."""
+    from .samplers.settings import SampleSettings
+    from .training import TrainSettings
     from .weights.config import semantic_errors as weights_errors
 
     errors: list[str] = weights_errors(cfg)
@@ -275,13 +270,7 @@ def _semantic_errors(cfg: dict) -> list[str]:
                     f"{key_path([*base, 'models', names[m['name']]])}; give each model a distinct name"
                 )
             names.setdefault(m["name"], i)
-            if m["sigma_min"] >= m["sigma_max"]:
-                errors.append(
-                    f"{key_path([*where, 'sigma_min'])}: must be smaller than sigma_max "
-                    f"({m['sigma_min']} >= {m['sigma_max']})"
-                )
-            if m["warmup"] is not None and m["warmup"] > m["steps"]:
-                errors.append(f"{key_path([*where, 'warmup'])}: {m['warmup']} warm-up steps exceed steps ({m['steps']})")
+            errors += _settings_errors(TrainSettings, model_train_settings(m), where)
             # L-Conv offsets -(K-1)..K-1 must be distinct sites of the smallest lattice it meets
             smallest = min([m["L0"], *[int(x) for x in g["sample"].get("L", hmc["L"])]])
             if 2 * m["kernel_size"] - 1 > smallest:
@@ -301,23 +290,19 @@ def _semantic_errors(cfg: dict) -> list[str]:
                 )
 
         sample = g["sample"]
-        if sample["tail_adapt"] is not None and sample["tail_steps"] and sample["tail_adapt"] >= sample["tail_steps"]:
-            errors.append(
-                f"{key_path([*base, 'sample', 'tail_adapt'])}: must be smaller than tail_steps "
-                f"({sample['tail_adapt']} >= {sample['tail_steps']}): the last tail steps run with the frozen step size"
-            )
-        lo, hi = sample["sigma_min"], sample["sigma_max"]
-        if lo is not None and hi is not None and lo > hi:
-            errors.append(f"{key_path([*base, 'sample', 'sigma_min'])}: exceeds sigma_max ({lo} > {hi})")
-        tail = sample.get("sigma_tail")
-        if tail is not None and hi is not None and tail > hi:
-            errors.append(f"{key_path([*base, 'sample', 'sigma_tail'])}: exceeds sigma_max ({tail} > {hi})")
         if "beta" in sample:  # (the default, hmc.beta, is checked above)
             for i, b in enumerate(sample["beta"]):
                 errors += _beta_errors(float(b), [*base, "sample", "beta", i])
         sample["beta"] = [float(b) + 0.0 for b in sample.get("beta", hmc["beta"])]
         sample["L"] = [int(x) for x in sample.get("L", hmc["L"])]
-        errors += _override_errors(sample, [*base, "sample"], "sample grid")
+        sample_errors = _override_errors(sample, [*base, "sample"], "sample grid")
+        for b in [] if sample_errors else sample["beta"]:  # each point with its overrides
+            for L in sample["L"]:
+                for e in _settings_errors(SampleSettings, {"beta": b, "L": L, **_point_settings(sample, b, L)},
+                                          [*base, "sample"]):
+                    if e not in sample_errors:
+                        sample_errors.append(e)
+        errors += sample_errors
     if cfg["max_loop"] is not None and not errors:
         for gname, g in cfg["groups"].items():
             for section in ("hmc", "sample"):
@@ -328,6 +313,15 @@ def _semantic_errors(cfg: dict) -> list[str]:
                             f"{key_path(['groups', gname, section, 'L', i])} = {L}"
                         )
     return errors
+
+
+def _settings_errors(cls, values: dict, where: list) -> list[str]:
+    """The check of a stage's settings dataclass, as a message naming the config key."""
+    try:
+        cls(**values)
+    except SettingError as exc:
+        return [f"{key_path([*where, exc.name])}: {exc.reason}"]
+    return []
 
 
 def _beta_errors(beta: float, where: list) -> list[str]:
@@ -397,6 +391,14 @@ def hmc_settings(cfg: dict, group: str, beta, L) -> dict:
     """HMC settings of one grid point: the group's hmc section without the grid and the
     overrides, updated by the override for (beta, L) if there is one."""
     return _point_settings(cfg["groups"][group]["hmc"], beta, L)
+
+
+MODEL_KEYS = ("name", "beta0", "L0")  # a model entry's identity; the rest is its TrainSettings
+
+
+def model_train_settings(model: dict) -> dict:
+    """A model entry's training settings (the keywords of ``training.TrainSettings``)."""
+    return {k: v for k, v in model.items() if k not in MODEL_KEYS}
 
 
 def sample_settings(cfg: dict, group: str, beta, L) -> dict:

@@ -53,8 +53,8 @@ def cumulants_from_moments(moments: Sequence) -> list:
 
 
 def _obs(chains: list[np.ndarray]):
-    pe = stats._pyerrors()
-    reps = stats._replicas(chains)
+    pe = stats.import_pyerrors()
+    reps = stats.gamma_replicas(chains)
     return pe.Obs(reps, [f"ensemble|r{i:04d}" for i in range(len(reps))])
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .device import real_dtype, resolve_device
 from .errors import CampaignError
 from .fields import LinkField, field_for
 from .groups import get_group
@@ -108,8 +109,7 @@ class MDSettings:
             raise CampaignError(f"target acceptance must lie in (0, 1), got {self.target_acceptance}")
         if self.start not in STARTS:
             raise CampaignError(f"start must be one of {', '.join(STARTS)}, got {self.start!r}")
-        if self.dtype not in ("float64", "float32"):
-            raise CampaignError(f"dtype must be float64 or float32, got {self.dtype!r}")
+        real_dtype(self.dtype)
 
     @property
     def tuned(self) -> bool:
@@ -217,11 +217,7 @@ def generate_ensemble(
                  hmc_memory_bytes(get_group(settings.group).N, settings.L, settings.chains, settings.n_configs,
                                   settings.dtype), force)
     out = Path(out)
-    try:
-        torch_device = torch.device(settings.device)
-        torch.empty(0, device=torch_device)
-    except (RuntimeError, AssertionError) as exc:
-        raise CampaignError(f"device {settings.device!r} is not available: {exc}") from None
+    torch_device = resolve_device(settings.device)
     fingerprint = {k: v for k, v in asdict(settings).items() if k != "device"}
     with ResumableJob(out, fingerprint, force=force, label=f"hmc {settings.group} beta={settings.beta:g}") as job:
         run = HMCRun(settings, job.parts, torch_device)
@@ -261,7 +257,7 @@ class HMCRun:
         self.parts = parts
         self.device = device
         self.group = get_group(settings.group)
-        rdtype = torch.float64 if settings.dtype == "float64" else torch.float32
+        rdtype = real_dtype(settings.dtype)
         self.field = field_for(self.group, dtype=rdtype, device=device)
         n_force = force_evaluations(settings.integrator, settings.n_leapfrog or 10)
         self.field.plan(settings.total_trajectories * settings.chains * 2 * settings.L**2 * n_force)

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .device import DTYPES, real_dtype
 from .errors import CampaignError
 
 REQUIRED_ATTRS = ("group", "beta", "L", "algorithm")
@@ -224,7 +225,7 @@ def _clean_attr(v):
     return v
 
 
-def _checksum(value: np.ndarray) -> dict:
+def checksum_options(value: np.ndarray) -> dict:
     """HDF5 fletcher32 checksum for every dataset that can carry one (it needs chunks, so
     not scalars or empty arrays; strings neither): a flipped bit on disk then fails the read."""
     if value.ndim >= 1 and value.size and value.dtype.kind in "biufc":
@@ -270,17 +271,17 @@ def _write_configurations(tmp: Path, name: str, rows: np.ndarray, chain: np.ndar
     with h5py.File(tmp, "w") as f:
         f.create_dataset(name, data=rows, chunks=(1, *rows.shape[1:]) if n else None,
                          compression="gzip", compression_opts=1, shuffle=True, fletcher32=bool(n))
-        f.create_dataset("chain", data=chain, **_checksum(chain))
-        f.create_dataset("step", data=step, **_checksum(step))
+        f.create_dataset("chain", data=chain, **checksum_options(chain))
+        f.create_dataset("step", data=step, **checksum_options(step))
         for key, value in (datasets or {}).items():
             value = np.asarray(value)
             if value.shape[:1] != (n,):
                 raise ValueError(f"dataset {key!r} has shape {value.shape}, expected first axis {n}")
-            f.create_dataset(key, data=value, **_checksum(value))
+            f.create_dataset(key, data=value, **checksum_options(value))
         h = f.create_group("history")
         for key, value in (history or {}).items():
             value = np.asarray(value)
-            h.create_dataset(key, data=value, **_checksum(value))
+            h.create_dataset(key, data=value, **checksum_options(value))
         for key, value in attrs.items():
             f.attrs[key] = _clean_attr(value)
 
@@ -535,9 +536,9 @@ def load_model(path: str | os.PathLike, device=None, dtype=None):
         raise ModelFileError(f"{path} is a damaged or incompatible model file: {type(exc).__name__}: {exc}") from None
     if dtype is not None:
         if isinstance(dtype, str):
-            dtype = {"float64": torch.float64, "float32": torch.float32}.get(dtype)
-            if dtype is None:
+            if dtype not in DTYPES:
                 raise ModelFileError("dtype must be float64 or float32")
+            dtype = real_dtype(dtype)
         model = model.to(dtype)
     if device is not None:
         model = model.to(device)

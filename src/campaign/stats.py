@@ -70,14 +70,14 @@ def nan_summary(n: int = 0, note: str = "no data") -> dict:
             "n_eff": 0.0 if n == 0 else nan, "reliable": False, "note": note}
 
 
-def _pyerrors():
+def import_pyerrors():
     with warnings.catch_warnings():  # pyerrors imports the deprecated scipy.odr
         warnings.simplefilter("ignore", DeprecationWarning)
         import pyerrors as pe
     return pe
 
 
-def _replicas(chains: list[np.ndarray]) -> list[np.ndarray]:
+def gamma_replicas(chains: list[np.ndarray]) -> list[np.ndarray]:
     """Chains long enough for pyerrors stay replicas; short ones are concatenated."""
     chains = [np.asarray(c, dtype=np.float64) for c in chains if len(c)]
     long = [c for c in chains if len(c) >= MIN_REPLICA]
@@ -102,7 +102,7 @@ def _plain(x: np.ndarray, note: str) -> dict:
 
 def _gamma(replicas: list[np.ndarray]) -> tuple[float, float, float, float]:
     """(value, error, tau_int, tau_int_error) of the Gamma method over the replicas."""
-    pe = _pyerrors()
+    pe = import_pyerrors()
     obs = pe.Obs(replicas, [f"ensemble|r{i:04d}" for i in range(len(replicas))])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -138,7 +138,7 @@ def chain_summary(chains: list[np.ndarray]) -> dict:
     order), chains treated as statistics (module docstring).  Extra keys: error_within
     (Gamma method), error_between, n_chains, min_length_over_tau."""
     chains = [np.asarray(c, dtype=np.float64) for c in chains if len(c)]
-    reps = _replicas(chains)
+    reps = gamma_replicas(chains)
     n = int(sum(len(r) for r in reps))
     if not reps:
         return _plain(np.concatenate(chains) if chains else np.zeros(0), "fewer than 5 configurations")

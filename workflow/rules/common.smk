@@ -7,6 +7,7 @@ from campaign.config import (
     find_model,
     format_beta,
     hmc_settings,
+    model_train_settings,
     sample_points,
     sample_settings,
 )
@@ -50,16 +51,12 @@ def seed_for(stage):
     return f
 
 
-def without(d, *keys):
-    return {k: v for k, v in d.items() if k not in keys}
-
-
 def hmc_params(w):
     return hmc_settings(config, w.group, float(w.beta), int(w.L))
 
 
 def train_settings(w):
-    return without(find_model(config, w.group, w.model), "name", "beta0", "L0")
+    return model_train_settings(find_model(config, w.group, w.model))
 
 
 def sample_params(w):
@@ -170,9 +167,9 @@ def job_device():
     if dev == "auto":
         if cluster_run():
             return "cuda"
-        from campaign.config import resolve_device
+        from campaign.device import device_name
 
-        return resolve_device("auto")
+        return device_name("auto")
     return "cuda" if dev.startswith("cuda") else "cpu"
 
 

@@ -54,10 +54,10 @@ def device(snakemake) -> str:
     """The config's device ("auto" resolved); read from the config, not from params, so
     moving a campaign to a GPU does not trigger reruns.  "cuda" without a visible GPU
     ends the job at once with one line (not a CPU fallback, not a traceback later)."""
-    from campaign.config import resolve_device
+    from campaign.device import device_name
 
     name = snakemake.config["device"]
-    dev = resolve_device(name)
+    dev = device_name(name)
     if dev.startswith("cuda"):
         import torch
 

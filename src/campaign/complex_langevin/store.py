@@ -47,14 +47,14 @@ def write_cl_ensemble(path: str | os.PathLike, model, settings, result: dict, al
     with io.atomic_path(path, suffix=".h5") as tmp:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("z", data=xy, fletcher32=bool(xy.size), chunks=True if xy.size else None)
-            f.create_dataset("drift_abs", data=k.reshape(-1), **io._checksum(k.reshape(-1)))
+            f.create_dataset("drift_abs", data=k.reshape(-1), **io.checksum_options(k.reshape(-1)))
             chain = np.tile(np.arange(chains, dtype=np.int64), n_meas)
             step = np.repeat(np.arange(1, n_meas + 1, dtype=np.int64), chains)
-            f.create_dataset("chain", data=chain, **io._checksum(chain))
-            f.create_dataset("step", data=step, **io._checksum(step))
+            f.create_dataset("chain", data=chain, **io.checksum_options(chain))
+            f.create_dataset("step", data=step, **io.checksum_options(step))
             h = f.create_group("history")
             t = np.asarray(result["time"], dtype=np.float64)
-            h.create_dataset("langevin_time", data=t, **io._checksum(t))
+            h.create_dataset("langevin_time", data=t, **io.checksum_options(t))
             for key, value in attrs.items():
                 f.attrs[key] = io._clean_attr(value)
     return path

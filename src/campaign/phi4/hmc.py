@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .. import hmc as shared
+from ..device import real_dtype, resolve_device
 from ..errors import CampaignError
 from ..progress import Progress
 from .action import Phi4Couplings, Phi4Field
@@ -74,13 +75,9 @@ class Phi4HMCRun:
     def __init__(self, settings: Phi4HMCSettings, parts: Path | None = None):
         s = replace(settings, shape=tuple(int(n) for n in settings.shape))
         s.validate()
-        try:
-            self.device = torch.device(s.device)
-            torch.empty(0, device=self.device)
-        except (RuntimeError, AssertionError) as exc:
-            raise CampaignError(f"device {s.device!r} is not available: {exc}") from None
+        self.device = resolve_device(s.device)
         self.s, self.parts = s, parts
-        self.dtype = torch.float64 if s.dtype == "float64" else torch.float32
+        self.dtype = real_dtype(s.dtype)
         self.field = Phi4Field(dtype=self.dtype, device=self.device)
         self.couplings = Phi4Couplings(s.kappa, s.lam)
         self.generator = torch.Generator(device=self.device).manual_seed(s.seed)

@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..device import real_dtype, resolve_device
 from ..errors import CampaignError
+from ..groups import complex_dtype
 from ..jobs import ResumableJob
 from ..progress import Progress
 from ..stats import kish_ess
@@ -32,15 +34,6 @@ from .settings import SampleSettings
 from .smc import SMCPath, initial_path, run_smc_batch
 
 PILOT_FILE = "pilot.pt"
-
-
-def resolve_device(device: str) -> torch.device:
-    try:
-        dev = torch.device(device)
-        torch.empty(0, device=dev)
-    except (RuntimeError, AssertionError, ValueError) as exc:
-        raise CampaignError(f"device {device!r} is not available: {exc}") from None
-    return dev
 
 
 def batch_seed(seed: int, index: int) -> int:
@@ -97,8 +90,8 @@ def _sample(model, out: Path, s: SampleSettings, info: dict, dev, job: Resumable
     }
     sizes = s.batch_sizes
     results = _load_parts(parts, fingerprint, len(sizes))
-    rdtype = torch.float64 if s.dtype == "float64" else torch.float32
-    score = ModelScore(model, dev, torch.complex128 if rdtype == torch.float64 else torch.complex64)
+    rdtype = real_dtype(s.dtype)
+    score = ModelScore(model, dev, complex_dtype(rdtype))
     _probe(score, info, s, dev, rdtype, model_path)
     path = _pilot(score, s, parts, fingerprint, dev, label, progress) if s.method == "smc" else None
     # the pilot may move steps between levels (step_allocation), so count what will run

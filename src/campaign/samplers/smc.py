@@ -82,6 +82,7 @@ import numpy as np
 import torch
 
 from ..actions import wilson_force
+from ..device import real_dtype
 from ..groups import complex_dtype, get_group
 from ..progress import Progress
 from .kernels import ChainState, action_density_sum, default_step_size, mh_step
@@ -192,6 +193,175 @@ def systematic_resample(logw: torch.Tensor, generator) -> torch.Tensor:
     return torch.searchsorted(torch.cumsum(p, 0), positions).clamp(max=n - 1)
 
 
+class _SMCRun:
+    """The particles of one SMC run and everything that accumulates along the path."""
+
+    def __init__(self, score, s: SampleSettings, path: SMCPath, n_chains: int, generator: torch.Generator,
+                 device: torch.device, progress: Progress | None, progress_offset: int, adapt: bool):
+        inner = score.model if isinstance(score, ModelScore) else score
+        info = describe_model(inner)
+        self.group = get_group(info["group"])
+        self.rdtype = real_dtype(s.dtype)
+        self.score = score if isinstance(score, ModelScore) else ModelScore(score, device, complex_dtype(self.rdtype))
+        self.s, self.path, self.B, self.generator, self.device, self.adapt = s, path, n_chains, generator, device, adapt
+        self.progress, self.progress_offset = progress, progress_offset
+        self.scale = s.beta / info["beta0"]
+        self.f64 = dict(dtype=torch.float64, device=device)
+        self.nonfinite = torch.zeros((), dtype=torch.int64, device=device)
+        self.steps_done = 0
+
+    def tick(self, extra) -> None:
+        if self.progress is not None:
+            self.progress.update(self.progress_offset + self.steps_done, extra)
+
+    def model_drift(self, sigma: float):
+        sig = torch.full((self.B,), sigma, dtype=self.rdtype, device=self.device)
+
+        def drift(U):
+            d = self.scale * self.score(U, sig)
+            bad = ~torch.isfinite(d)
+            self.nonfinite = self.nonfinite + bad.sum()
+            return torch.where(bad, torch.zeros_like(d), d)
+
+        return drift
+
+    def drift_at(self, sigma: float, beta_i: float):
+        if self.s.drift == "physics":
+            return lambda U: -wilson_force(self.group, U, beta_i)
+        return self.model_drift(sigma)
+
+    def start(self) -> None:
+        """Haar particles (density 1), unit weights, empty history."""
+        K, f64 = len(self.path.sigma), self.f64
+        self.U = self.group.haar((self.B, 2, self.s.L, self.s.L), generator=self.generator, dtype=self.rdtype,
+                                 device=self.device)
+        self.S = action_density_sum(self.U)
+        self.logw = torch.zeros(self.B, **f64)
+        self.log_z = torch.zeros((), **f64)
+        self.hist = {k: torch.zeros(K, **f64) for k in (
+            "level_acceptance", "level_ess", "level_log_weight_var", "level_resampled", "level_unique",
+            "level_plaquette")}
+        if self.group.has_topology:
+            self.hist["level_chi_t"] = torch.zeros(K, **f64)
+            self.hist["level_q_hist"] = torch.zeros((K, 2 * Q_HIST_MAX + 1), **f64)
+        # the pilot adapts log c, eps = c * (first guess at this level): the guess carries the
+        # coupling dependence, the control only the slowly varying rest
+        self.log_c = torch.zeros((), **f64)
+        self.eps_used = np.zeros(K)
+        self.beta_prev = 0.0
+
+    def moves(self, state: ChainState, eps: float, n: int, log_prob, drift):
+        """n Metropolis-adjusted steps with step size eps (times the pilot's multiplier when
+        adapting); returns (state, summed acceptance, the step sizes used)."""
+        s, adaptive = self.s, self.adapt
+        acc_sum = torch.zeros((), **self.f64)
+        used = []
+        for _ in range(n):
+            step = (eps * torch.exp(self.log_c)).clamp(max=math.exp(LOG_EPS_RANGE[1])) if adaptive else eps
+            used.append(step)
+            state, acc, _ = mh_step(self.group, state, step.to(self.rdtype) if adaptive else step, log_prob, drift,
+                                    self.generator)
+            acc_sum = acc_sum + acc.mean()
+            if adaptive:
+                self.log_c = (self.log_c + PILOT_GAIN * (acc.mean() - s.target_acceptance)).clamp(*LOG_EPS_RANGE)
+            self.steps_done += 1
+        return state, acc_sum, used
+
+    def reweight_and_resample(self, i: int, b: float) -> None:
+        """Reweight to gamma_i, then resample when the ESS is low (a masked gather: no host
+        synchronisation)."""
+        B, hist, f64 = self.B, self.hist, self.f64
+        logw = self.logw + (self.beta_prev - b) * self.S
+        ess = _kish(logw)
+        hist["level_ess"][i] = ess / B
+        hist["level_log_weight_var"][i] = logw.var() if B > 1 else 0.0
+        do = ess < self.s.resample_ess * B
+        idx = torch.where(do, systematic_resample(logw, self.generator), torch.arange(B, device=self.device))
+        self.log_z = self.log_z + torch.where(do, _log_mean_exp(logw), torch.zeros((), **f64))
+        self.logw = torch.where(do, torch.zeros_like(logw), logw)
+        self.U, self.S = self.U[idx], self.S[idx]
+        hist["level_resampled"][i] = do.to(torch.float64)
+        hist["level_unique"][i] = (idx[1:] != idx[:-1]).sum() + 1
+
+    def level(self, i: int) -> None:
+        """Level i: reweight, resample, Metropolis-adjusted moves targeting exp(-beta_i S)."""
+        path, hist = self.path, self.hist
+        sigma, b = float(path.sigma[i]), float(path.beta[i])
+        self.reweight_and_resample(i, b)
+        drift = self.drift_at(sigma, b)
+        log_prob = (lambda V, b=b: -b * action_density_sum(V))
+        state = ChainState(self.U, -b * self.S, drift(self.U))
+        n_moves = int(path.steps[i])
+        state, acc_sum, used = self.moves(state, float(path.eps[i]), n_moves, log_prob, drift)
+        self.U = U = state.U
+        self.S = -state.log_prob / b if b > 0 else action_density_sum(U)
+        hist["level_acceptance"][i] = acc_sum / n_moves
+        if self.adapt:
+            self.eps_used[i] = float(torch.exp(torch.log(torch.stack(used)).mean()))
+        self.record_observables(i)
+        self.beta_prev = b
+        self.tick(lambda i=i, sigma=sigma, b=b: (
+            f"level {i + 1}/{len(path.sigma)} sigma={sigma:.3g} beta_i={b:.3g} "
+            f"acc={float(hist['level_acceptance'][i]):.2f} ess={float(hist['level_ess'][i]):.2f}"))
+
+    def record_observables(self, i: int) -> None:
+        """Weighted plaquette (and topology) after the moves of level i."""
+        hist, volume = self.hist, self.s.L * self.s.L
+        p = torch.softmax(self.logw, 0)
+        hist["level_plaquette"][i] = 1.0 - (p * self.S).sum() / volume
+        if self.group.has_topology:
+            from ..observables import topological_charge
+
+            q = topological_charge(self.group, self.U, tol=None).to(torch.float64)
+            hist["level_chi_t"][i] = (p * q * q).sum() / volume
+            bins = (q.clamp(-Q_HIST_MAX, Q_HIST_MAX) + Q_HIST_MAX).long()
+            hist["level_q_hist"][i] = torch.zeros(2 * Q_HIST_MAX + 1, **self.f64).index_add_(0, bins, p)
+
+    def tail(self) -> tuple[torch.Tensor, float]:
+        """Final reweighting to the target, then rejuvenation there (weights unchanged);
+        returns the tail's acceptance per step and its step size."""
+        s, path = self.s, self.path
+        self.logw = self.logw + (self.beta_prev - path.target_beta) * self.S
+        tail_acc = torch.zeros(s.tail_steps, **self.f64)
+        tail_eps = path.tail_eps
+        if not s.tail_steps:
+            return tail_acc, float(self.eps_used[-1]) if self.adapt else tail_eps
+        if s.drift == "physics":
+            drift = self.drift_at(float(path.sigma[-1]), path.target_beta)
+        else:
+            drift = self.model_drift(float(path.sigma[-1]))
+        beta = path.target_beta
+        log_prob = (lambda V: -beta * action_density_sum(V))
+        state = ChainState(self.U, -beta * self.S, drift(self.U))
+        start_eps = float(self.eps_used[-1]) if self.adapt else tail_eps
+        if self.adapt:
+            self.log_c = torch.zeros((), **self.f64)
+        used_all = []
+        for k in range(s.tail_steps):
+            state, acc_sum, used = self.moves(state, start_eps, 1, log_prob, drift)
+            tail_acc[k] = acc_sum
+            used_all += used
+            self.tick(lambda k=k: f"tail {k + 1}/{s.tail_steps} acc={float(tail_acc[max(0, k - 9):k + 1].mean()):.2f}")
+        self.U = state.U
+        if self.adapt:
+            half = used_all[len(used_all) // 2:]
+            tail_eps = float(torch.exp(torch.log(torch.stack(half)).mean()))
+        return tail_acc, tail_eps
+
+    def result(self, tail_acc: torch.Tensor, tail_eps: float, start: float) -> SMCBatch:
+        s, path = self.s, self.path
+        log_z = self.log_z + _log_mean_exp(self.logw)
+        log_weights = (log_z + self.logw - torch.logsumexp(self.logw, 0)).cpu().numpy()
+        history = {k: v.cpu().numpy() for k, v in self.hist.items()}
+        history["tail_acceptance"] = tail_acc.cpu().numpy()
+        history["nonfinite_scores"] = int(self.nonfinite)
+        if self.adapt:
+            steps = (allocate_steps(path.eps, self.eps_used, s.steps_per_level) if s.step_allocation == "relaxation"
+                     else path.steps)
+            path = SMCPath(path.sigma, path.beta, self.eps_used, float(tail_eps), path.target_beta, steps)
+        return SMCBatch(self.U.detach().cpu(), log_weights, float(log_z), history, time.monotonic() - start, path)
+
+
 def run_smc_batch(
     score, s: SampleSettings, path: SMCPath, n_chains: int, generator: torch.Generator,
     device: torch.device, progress: Progress | None = None, progress_offset: int = 0, adapt: bool = False,
@@ -200,150 +370,9 @@ def run_smc_batch(
     ``adapt=True`` is the pilot: step sizes follow the acceptance, and the returned path
     carries the tuned ones."""
     start = time.monotonic()
-    inner = score.model if isinstance(score, ModelScore) else score
-    info = describe_model(inner)
-    group = get_group(info["group"])
-    rdtype = torch.float64 if s.dtype == "float64" else torch.float32
-    score = score if isinstance(score, ModelScore) else ModelScore(score, device, complex_dtype(rdtype))
-    B, L, K = n_chains, s.L, len(path.sigma)
-    volume = L * L
-    scale = s.beta / info["beta0"]
-    f64 = dict(dtype=torch.float64, device=device)
-    nonfinite = torch.zeros((), dtype=torch.int64, device=device)
-
-    def model_drift(sigma: float):
-        sig = torch.full((B,), sigma, dtype=rdtype, device=device)
-
-        def drift(U):
-            nonlocal nonfinite
-            d = scale * score(U, sig)
-            bad = ~torch.isfinite(d)
-            nonfinite = nonfinite + bad.sum()
-            return torch.where(bad, torch.zeros_like(d), d)
-
-        return drift
-
-    def drift_at(sigma: float, beta_i: float):
-        if s.drift == "physics":
-            return lambda U: -wilson_force(group, U, beta_i)
-        return model_drift(sigma)
-
-    steps_done = 0
-
-    def tick(extra):
-        if progress is not None:
-            progress.update(progress_offset + steps_done, extra)
-
-    U = group.haar((B, 2, L, L), generator=generator, dtype=rdtype, device=device)
-    S = action_density_sum(U)
-    logw = torch.zeros(B, **f64)
-    log_z = torch.zeros((), **f64)
-    hist = {k: torch.zeros(K, **f64) for k in (
-        "level_acceptance", "level_ess", "level_log_weight_var", "level_resampled", "level_unique",
-        "level_plaquette")}
-    if group.has_topology:
-        hist["level_chi_t"] = torch.zeros(K, **f64)
-        hist["level_q_hist"] = torch.zeros((K, 2 * Q_HIST_MAX + 1), **f64)
-    # the pilot adapts log c, eps = c * (first guess at this level): the guess carries the
-    # coupling dependence, the control only the slowly varying rest
-    log_c = torch.zeros((), **f64)
-    eps_used = np.zeros(K)
-    beta_prev = 0.0
-    threshold = s.resample_ess * B
-    arange = torch.arange(B, device=device)
-
-    def moves(state: ChainState, eps: float, adaptive: bool, n: int, log_prob, drift):
-        """n Metropolis-adjusted steps with step size eps (times the pilot's multiplier when
-        ``adaptive``); returns (state, summed acceptance, the step sizes used)."""
-        nonlocal log_c, steps_done
-        acc_sum = torch.zeros((), **f64)
-        used = []
-        for _ in range(n):
-            step = (eps * torch.exp(log_c)).clamp(max=math.exp(LOG_EPS_RANGE[1])) if adaptive else eps
-            used.append(step)
-            state, acc, _ = mh_step(group, state, step.to(rdtype) if adaptive else step, log_prob, drift, generator)
-            acc_sum = acc_sum + acc.mean()
-            if adaptive:
-                log_c = (log_c + PILOT_GAIN * (acc.mean() - s.target_acceptance)).clamp(*LOG_EPS_RANGE)
-            steps_done += 1
-        return state, acc_sum, used
-
-    for i in range(K):
-        sigma, b = float(path.sigma[i]), float(path.beta[i])
-        # 1. reweight to gamma_i
-        logw = logw + (beta_prev - b) * S
-        ess = _kish(logw)
-        hist["level_ess"][i] = ess / B
-        hist["level_log_weight_var"][i] = logw.var() if B > 1 else 0.0
-        # 2. resample (a masked gather: no host synchronisation)
-        do = ess < threshold
-        idx = torch.where(do, systematic_resample(logw, generator), arange)
-        log_z = log_z + torch.where(do, _log_mean_exp(logw), torch.zeros((), **f64))
-        logw = torch.where(do, torch.zeros_like(logw), logw)
-        U, S = U[idx], S[idx]
-        hist["level_resampled"][i] = do.to(torch.float64)
-        hist["level_unique"][i] = (idx[1:] != idx[:-1]).sum() + 1
-        # 3. Metropolis-adjusted moves targeting exp(-b S)
-        drift = drift_at(sigma, b)
-        log_prob = (lambda V, b=b: -b * action_density_sum(V))
-        state = ChainState(U, -b * S, drift(U))
-        n_moves = int(path.steps[i])
-        state, acc_sum, used = moves(state, float(path.eps[i]), adapt, n_moves, log_prob, drift)
-        U = state.U
-        S = -state.log_prob / b if b > 0 else action_density_sum(U)
-        hist["level_acceptance"][i] = acc_sum / n_moves
-        if adapt:
-            eps_used[i] = float(torch.exp(torch.log(torch.stack(used)).mean()))
-        p = torch.softmax(logw, 0)
-        hist["level_plaquette"][i] = 1.0 - (p * S).sum() / volume
-        if group.has_topology:
-            from ..observables import topological_charge
-
-            q = topological_charge(group, U, tol=None).to(torch.float64)
-            hist["level_chi_t"][i] = (p * q * q).sum() / volume
-            bins = (q.clamp(-Q_HIST_MAX, Q_HIST_MAX) + Q_HIST_MAX).long()
-            hist["level_q_hist"][i] = torch.zeros(2 * Q_HIST_MAX + 1, **f64).index_add_(0, bins, p)
-        beta_prev = b
-        tick(lambda i=i, sigma=sigma, b=b: (
-            f"level {i + 1}/{K} sigma={sigma:.3g} beta_i={b:.3g} acc={float(hist['level_acceptance'][i]):.2f} "
-            f"ess={float(hist['level_ess'][i]):.2f}"))
-
-    # final reweighting to the target, then rejuvenation at the target (weights unchanged)
-    logw = logw + (beta_prev - path.target_beta) * S
-    tail_acc = torch.zeros(s.tail_steps, **f64)
-    tail_eps = path.tail_eps
-    if s.tail_steps:
-        if s.drift == "physics":
-            drift = drift_at(float(path.sigma[-1]), path.target_beta)
-        else:
-            drift = model_drift(float(path.sigma[-1]))
-        beta = path.target_beta
-        log_prob = (lambda V: -beta * action_density_sum(V))
-        state = ChainState(U, -beta * S, drift(U))
-        start_eps = float(eps_used[-1]) if adapt else tail_eps
-        if adapt:
-            log_c = torch.zeros((), **f64)
-        used_all = []
-        for k in range(s.tail_steps):
-            state, acc_sum, used = moves(state, start_eps, adapt, 1, log_prob, drift)
-            tail_acc[k] = acc_sum
-            used_all += used
-            tick(lambda k=k: f"tail {k + 1}/{s.tail_steps} acc={float(tail_acc[max(0, k - 9):k + 1].mean()):.2f}")
-        U = state.U
-        if adapt:
-            half = used_all[len(used_all) // 2:]
-            tail_eps = float(torch.exp(torch.log(torch.stack(half)).mean()))
-    elif adapt:
-        tail_eps = float(eps_used[-1])
-    log_z = log_z + _log_mean_exp(logw)
-    log_weights = (log_z + logw - torch.logsumexp(logw, 0)).cpu().numpy()
-    history = {k: v.cpu().numpy() for k, v in hist.items()}
-    history["tail_acceptance"] = tail_acc.cpu().numpy()
-    history["nonfinite_scores"] = int(nonfinite)
-    if adapt:
-        steps = (allocate_steps(path.eps, eps_used, s.steps_per_level) if s.step_allocation == "relaxation"
-                 else path.steps)
-        new_path = SMCPath(path.sigma, path.beta, eps_used, float(tail_eps), path.target_beta, steps)
-    else:
-        new_path = path
-    return SMCBatch(U.detach().cpu(), log_weights, float(log_z), history, time.monotonic() - start, new_path)
+    run = _SMCRun(score, s, path, n_chains, generator, device, progress, progress_offset, adapt)
+    run.start()
+    for i in range(len(path.sigma)):
+        run.level(i)
+    tail_acc, tail_eps = run.tail()
+    return run.result(tail_acc, tail_eps, start)
