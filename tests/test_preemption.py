@@ -147,3 +147,31 @@ def test_hmc_stopped_by_sigusr1_resumes_bit_identically(tmp_path):
     assert stopped.strip().splitlines()[-1].startswith("campaign hmc: stopped: hmc u1 beta=2 L=8: SIGUSR1 received")
     assert "resuming at trajectory" in resumed
     assert_same_datasets(ref, out, skip=("wall", "history/time"))
+
+
+@pytest.mark.slow
+def test_training_and_sampling_stopped_by_sigterm_resume_bit_identically(tmp_path):
+    import torch
+
+    ens = tmp_path / "ens.h5"
+    subprocess.run([sys.executable, "-m", "campaign.cli", "hmc", "--group", "u1", "--beta", "1", "--L", "4",
+                    "--n-configs", "16", "--chains", "4", "--therm", "10", "--sep", "2", "--seed", "2",
+                    "--out", str(ens), "--quiet"], env=_env(), check=True, capture_output=True, timeout=300)
+    train = [sys.executable, "-m", "campaign.cli", "train", "--ensemble", str(ens), "--steps", "3000",
+             "--batch-size", "2", "--channels", "2", "--layers", "1", "--seed", "4", "--checkpoint-interval", "3600"]
+    ref, out = tmp_path / "ref.pt", tmp_path / "run.pt"
+    subprocess.run(train + ["--out", str(ref), "--quiet"], env=_env(), check=True, capture_output=True, timeout=600)
+    stopped, resumed = run_preempted_then_resumed(train + ["--out", str(out)], signal.SIGTERM,
+                                                  checkpoint=tmp_path / "run.pt.parts" / "train_state.pt")
+    assert "campaign train: stopped: train: SIGTERM received" in stopped
+    a, b = torch.load(ref, weights_only=False)["state_dict"], torch.load(out, weights_only=False)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    sample = [sys.executable, "-m", "campaign.cli", "sample", "--model", str(ref), "--beta", "1.5", "--L", "4",
+              "--n-samples", "400", "--batch", "4", "--n-levels", "10", "--pilot-chains", "4", "--seed", "6"]
+    sref, sout = tmp_path / "ref_s.h5", tmp_path / "run_s.h5"
+    subprocess.run(sample + ["--out", str(sref), "--quiet"], env=_env(), check=True, capture_output=True, timeout=600)
+    stopped, _ = run_preempted_then_resumed(sample + ["--out", str(sout)], signal.SIGTERM,
+                                            checkpoint=tmp_path / "run_s.h5.parts" / "batch_00000.pt")
+    assert "SIGTERM received after batch" in stopped
+    assert_same_datasets(sref, sout)

@@ -38,6 +38,7 @@ from . import io
 from .device import DTYPES, dtype_name, real_dtype, resolve_device
 from .diffusion import DEFAULT_ARCH, ScoreModel, dsm_loss, sample_sigma
 from .errors import CampaignError
+from .preemption import CheckpointClock
 from .groups import complex_dtype, get_group
 from .jobs import ResumableJob, check_writable, parts_dir
 from .lattice import gauge_transform
@@ -284,17 +285,17 @@ class _Trainer:
         """Optimiser steps until ``steps`` (or ``stop_after`` steps in this call), with a
         checkpoint every ``checkpoint_interval`` seconds."""
         s = self.s
-        last_ckpt = time.monotonic()
+        clock = CheckpointClock(s.checkpoint_interval, "train")
         done_here = 0
         self.model.train()
         while self.step < s.steps and (stop_after is None or done_here < stop_after):
             cur_lr = self.optimiser_step()
             done_here += 1
             bar.update(self.step, extra=lambda: (self.flush(), f"loss {self.loss_ema:.4f} lr {cur_lr:.2e}")[1])
-            if time.monotonic() - last_ckpt >= s.checkpoint_interval and self.step < s.steps:
+            if self.step < s.steps and clock.due():
                 self.flush()
                 self.save_checkpoint()
-                last_ckpt = time.monotonic()
+                clock.written()  # after a stop signal: raises Preempted
         self.flush()
 
     def write_model(self, out: Path, ensemble_path, ensemble_sha256: str) -> None:

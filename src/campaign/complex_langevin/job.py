@@ -18,6 +18,7 @@ import torch
 
 from .. import io
 from ..errors import CampaignError
+from ..preemption import CheckpointClock
 from .langevin import CLSettings, CLState, initial_state, measure_block
 from .store import write_cl_ensemble
 
@@ -39,17 +40,18 @@ def generate_cl_ensemble(out, model, settings: CLSettings, checkpoint_interval: 
             state = initial_state(model, settings)
             parts, n_done = [], 0
         pending = []
-        last_save = time.monotonic()
+        clock = CheckpointClock(checkpoint_interval, label)
         while n_done < settings.n_meas:
             block = measure_block(model, state, settings, 1)
             pending.append(block)
             n_done += 1
             if progress and n_done % max(1, settings.n_meas // 10) == 0:
                 print(f"{label}: {n_done}/{settings.n_meas} measurements, Langevin time {state.t:g}", file=sys.stderr)
-            if time.monotonic() - last_save >= checkpoint_interval or n_done == settings.n_meas:
+            if n_done == settings.n_meas or clock.due():
                 parts.append(_save(job.parts, state, pending, len(parts), fingerprint, n_done))
                 pending = []
-                last_save = time.monotonic()
+                if n_done < settings.n_meas:
+                    clock.written()  # after a stop signal: raises Preempted
             if on_measurement is not None:
                 on_measurement(n_done)
         blocks = [io.load_torch(p, "CL checkpoint part") for p in parts]

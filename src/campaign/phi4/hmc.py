@@ -21,6 +21,7 @@ import torch
 from .. import hmc as shared
 from ..device import real_dtype, resolve_device
 from ..errors import CampaignError
+from ..preemption import CheckpointClock
 from ..progress import Progress
 from .action import Phi4Couplings, Phi4Field
 
@@ -137,7 +138,7 @@ class Phi4HMCRun:
                                        device=self.device)
             else:
                 self.phi = torch.zeros((s.chains, *s.shape), dtype=self.dtype, device=self.device)
-        last = time.monotonic()
+        clock = CheckpointClock(checkpoint_interval, f"phi4-hmc kappa={s.kappa:g}")
         ctl = self.controller
         while self.t < s.total_trajectories:
             self.phi, diag = shared.trajectory(self.field, self.phi, self.couplings, ctl.eps, ctl.n_steps,
@@ -150,9 +151,9 @@ class Phi4HMCRun:
             if done > 0 and done % s.sep == 0:
                 self._configs.append(self.phi.clone())
                 self._steps.append(self.t)
-            if self.parts is not None and time.monotonic() - last > checkpoint_interval:
+            if self.parts is not None and self.t < s.total_trajectories and clock.due():
                 self._checkpoint()
-                last = time.monotonic()
+                clock.written()  # after a stop signal: raises Preempted
             if progress is not None:
                 progress.update(self.t, lambda: f"acc={float(diag['accept_prob'].mean()):.2f} n_md={ctl.n_steps}")
         if self.parts is not None:
