@@ -262,15 +262,17 @@ def write_ensemble(
 
 def _write_configurations(tmp: Path, name: str, rows: np.ndarray, chain: np.ndarray, step: np.ndarray,
                           history: dict | None, attrs: dict, datasets: dict | None = None) -> None:
-    """The HDF5 layout shared by gauge and scalar ensembles: ``name`` (one compressed chunk
-    per configuration), chain, step, further per-configuration datasets, history/, attrs;
-    every numeric dataset with a fletcher32 checksum."""
+    """The HDF5 layout shared by gauge and scalar ensembles: ``name`` (one chunk per
+    configuration), chain, step, further per-configuration datasets, history/, attrs; every
+    numeric dataset with a fletcher32 checksum.  No compression: field values are close to
+    random bits, so gzip saved 8% of the file at 11x the write time (U(1) L = 32: 1.6 against
+    0.14 ms per configuration), a third of an HMC trajectory at the campaign's spacing."""
     import h5py
 
     n = rows.shape[0]
     with h5py.File(tmp, "w") as f:
         f.create_dataset(name, data=rows, chunks=(1, *rows.shape[1:]) if n else None,
-                         compression="gzip", compression_opts=1, shuffle=True, fletcher32=bool(n))
+                         fletcher32=bool(n))
         f.create_dataset("chain", data=chain, **checksum_options(chain))
         f.create_dataset("step", data=step, **checksum_options(step))
         for key, value in (datasets or {}).items():
