@@ -54,6 +54,17 @@ class Model:
     def exact_moment(self, n: int) -> complex:
         return quadrature_moment(self.weight, n)
 
+    # the observable interface shared with the lattice model (bose_gas.BoseGas): the 0D
+    # models' observables are the moments z^n, keyed by n
+    field_shape = ()
+
+    def observables(self, z, orders=(2, 4)) -> dict:
+        z = np.asarray(z)
+        return {n: z ** n for n in orders}
+
+    def exact_observable(self, n) -> complex:
+        return self.exact_moment(int(n))
+
 
 @dataclass
 class Gaussian(Model):
@@ -129,7 +140,13 @@ class LogGaussian(Model):
         return {"model": self.name, "p": self.p, "alpha": self.alpha}
 
 
-MODELS = {"gaussian": Gaussian, "quartic": Quartic, "log-gaussian": LogGaussian}
+def _bose_gas(**params):
+    from .bose_gas import BoseGas
+
+    return BoseGas(**params)
+
+
+MODELS = {"gaussian": Gaussian, "quartic": Quartic, "log-gaussian": LogGaussian, "bose-gas": _bose_gas}
 
 
 def make_model(name: str, **params) -> Model:
@@ -147,6 +164,9 @@ def model_from_params(params: dict) -> Model:
         return Quartic(complex(params["sigma_re"], params["sigma_im"]), complex(params["lam_re"], params["lam_im"]))
     if name == "log-gaussian":
         return LogGaussian(int(params["p"]), float(params["alpha"]))
+    if name == "bose-gas":
+        return _bose_gas(n_t=int(params["n_t"]), m=float(params["m"]), lam=float(params["lam"]),
+                         mu=float(params["mu"]))
     raise CampaignError(f"unknown complex Langevin model {name!r}")
 
 
