@@ -41,8 +41,10 @@ def cl_targets():
     return [*per_point, CL_TABLE]
 
 
-def cl_seed(stage):
-    return lambda w: seed_from(stage, w.clpoint, int(w.clseed), base=config["seed"])
+def cl_seed(stage, bits=63):
+    """seed_from of the job's wildcards; train_cl_diffusion seeds its stages with 1000 seed + i
+    (torch takes 64 bits), so its seed gets 31 bits."""
+    return lambda w: seed_from(stage, w.clpoint, int(w.clseed), base=config["seed"]) >> (63 - bits)
 
 
 # (seconds, bytes) per job for runtime_for / mem_mb_for: one thread; about 5 us of CPU per
@@ -104,7 +106,7 @@ rule cl_train:
         "logs/cl_train/{clpoint}_s{clseed}.log",
     params:
         settings=lambda w: cl_campaign.dm_settings(config).asdict(),
-        seed=cl_seed("cl-train"),
+        seed=cl_seed("cl-train", bits=31),
     threads: 1
     resources:
         mem_mb=mem_mb_for(cl_train_cost),
