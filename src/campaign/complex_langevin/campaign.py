@@ -22,7 +22,7 @@ import itertools
 from dataclasses import dataclass
 
 from ..errors import CampaignError
-from .diffusion import CLDiffusionSettings
+from .diffusion import CLDiffusionSettings  # noqa: F401  (re-exported for the workflow)
 from .langevin import CLSettings
 from .models import make_model
 
