@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 from conftest import write_foreign_h5
-from scipy import stats as sstats
 
 from campaign.errors import CampaignError
 from campaign.complex_langevin import (CLSettings, Gaussian, LogGaussian, Quartic, drift_tail,
@@ -33,22 +32,15 @@ def gaussian_run():
     return run_cl(Gaussian(SIGMA), CLSettings(n_chains=4096, n_meas=12, tau_meas=1.5, tau_therm=5.0, seed=1))
 
 
-def chi2_vs_closed_form(z: np.ndarray, sigma: complex, n_bins: int = 12):
-    """Pearson chi^2 of the 2D histogram of z against the closed-form cell probabilities
-    (cells with expected count < 5 merged into one overflow cell)."""
-    x, y = z.real.ravel(), z.imag.ravel()
+def chi2_vs_closed_form(z: np.ndarray, sigma: complex, n_bins: int = 10) -> dict:
+    """Blocked Hotelling chi^2 (diagnostics.histogram_chi2) of the CL histogram against the
+    closed-form cell probabilities of sigma, on a +-3 standard deviation grid of the true P."""
+    from campaign.complex_langevin.diagnostics import histogram_chi2
+
     c = gaussian_covariance(SIGMA)
     x_edges = np.linspace(-3 * math.sqrt(c[0, 0]), 3 * math.sqrt(c[0, 0]), n_bins + 1)
     y_edges = np.linspace(-3 * math.sqrt(c[1, 1]), 3 * math.sqrt(c[1, 1]), n_bins + 1)
-    counts, _, _ = np.histogram2d(x, y, bins=[x_edges, y_edges])
-    n = len(x)
-    expected = n * gaussian_cell_probabilities(sigma, x_edges, y_edges)
-    keep = expected >= 5
-    obs = np.append(counts[keep], n - counts[keep].sum())
-    exp = np.append(expected[keep], n - expected[keep].sum())
-    chi2 = float(np.sum((obs - exp) ** 2 / exp))
-    dof = len(obs) - 1
-    return chi2, dof, float(sstats.chi2.sf(chi2, dof))
+    return histogram_chi2(z, gaussian_cell_probabilities(sigma, x_edges, y_edges), x_edges, y_edges)
 
 
 def test_closed_form_solves_lyapunov_and_gives_one_over_sigma():
@@ -73,12 +65,24 @@ def test_gaussian_cl_moments_and_covariance_match_closed_form(gaussian_run):
 
 
 def test_gaussian_cl_histogram_chi2_and_power(gaussian_run):
-    z = gaussian_run["z"].numpy()
-    chi2, dof, p = chi2_vs_closed_form(z, SIGMA)
-    assert p > 1e-3, (chi2, dof)
-    # power: a slightly different sigma (|<z^2>| changes by 10%) must be rejected
-    chi2_bad, dof_bad, p_bad = chi2_vs_closed_form(z, 1.0 + 1.2j)
-    assert p_bad < 1e-6 and chi2_bad > 3 * dof_bad, (chi2_bad, dof_bad)
+    h = chi2_vs_closed_form(gaussian_run["z"].numpy(), SIGMA)
+    assert h["p_value"] > 1e-3 and h["cells"] > 50, h
+    assert 0.8 < h["variance_ratio"] < 1.25, h  # tau_meas = 1.5: rows nearly independent
+    # power: a slightly different sigma (|<z^2>| changes by 2.5%, resp. 10%) must be rejected
+    for wrong in (1.0 + 1.05j, 1.0 + 1.2j):
+        bad = chi2_vs_closed_form(gaussian_run["z"].numpy(), wrong)
+        assert bad["p_value"] < 1e-6 and bad["t2"] > 2 * bad["cells"], (wrong, bad)
+
+
+def test_histogram_chi2_errors_know_the_autocorrelation():
+    # tau_meas = 0.1 << 1/(2 Re sigma): strongly correlated rows.  The naive Pearson chi^2 (rows
+    # independent) rejects the true P(x, y); the chi^2 with errors from the scatter of blocks
+    # of whole chains does not, and still rejects the wrong sigma
+    r = run_cl(Gaussian(SIGMA), CLSettings(n_chains=4096, n_meas=40, tau_meas=0.1, tau_therm=5.0, seed=1))
+    h = chi2_vs_closed_form(r["z"].numpy(), SIGMA)
+    assert h["pearson_p_value"] < 1e-6 and h["variance_ratio"] > 1.4, h
+    assert h["p_value"] > 1e-3, h
+    assert chi2_vs_closed_form(r["z"].numpy(), 1.0 + 1.2j)["p_value"] < 1e-6
 
 
 def test_quartic_cl_matches_quadrature():

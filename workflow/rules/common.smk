@@ -119,6 +119,7 @@ def all_targets():
         SUMMARY_TABLE,
         *figure_files(),
         *weights_targets(),
+        *cl_targets(),  # workflow/rules/complex_langevin.smk
     ]
 
 

@@ -79,12 +79,26 @@ def drift_tail(drift_abs: np.ndarray) -> dict:
             "fast_decay": bool(math.isfinite(steep) and steep >= STEEPENING_MIN)}
 
 
+def observable_summary(values: np.ndarray, n_replicas: int = 16) -> dict:
+    """Mean of a complex observable measured on CL chains, values (n_meas, n_chains)."""
+    values = np.asarray(values)
+    return {"re": stats.chain_summary(_replicas(values.real, n_replicas)),
+            "im": stats.chain_summary(_replicas(values.imag, n_replicas))}
+
+
+def independent_observable_summary(values: np.ndarray) -> dict:
+    values = np.asarray(values).reshape(-1)
+    return {"re": stats.independent_summary(values.real, bootstrap_error=math.nan),
+            "im": stats.independent_summary(values.imag, bootstrap_error=math.nan)}
+
+
 def verdict(model, z: np.ndarray, drift_abs: np.ndarray, orders=(2, 4), n_replicas: int = 16) -> dict:
-    """Moments vs exact, drift tail, and the statement whether CL is correct here."""
+    """Observables vs exact (the moments z^n of ``orders`` for a 0D model, the model's own
+    observables for a lattice model), drift tail, and the statement whether CL is correct here."""
     moments = {}
-    for n in orders:
-        s = moment_summary(z, n, n_replicas)
-        moments[n] = {**s, **compare(s, model.exact_moment(n))}
+    for key, values in model.observables(z, orders).items():
+        s = observable_summary(values, n_replicas)
+        moments[key] = {**s, **compare(s, model.exact_observable(key))}
     tail = drift_tail(drift_abs)
     agrees = all(m["agrees"] for m in moments.values())
     if not tail["determined"]:
@@ -103,3 +117,48 @@ def verdict(model, z: np.ndarray, drift_abs: np.ndarray, orders=(2, 4), n_replic
                 "(boundary terms may be below the statistical error)")
     return {"model": model.params(), "moments": moments, "drift_tail": tail, "correct": bool(agrees and tail["fast_decay"]),
             "statement": text}
+
+
+def histogram_chi2(z: np.ndarray, cell_probabilities: np.ndarray, x_edges, y_edges,
+                   min_expected: float = 5.0, n_blocks: int = 512) -> dict:
+    """2D histogram of CL samples z (n_meas, n_chains) against cell probabilities (e.g.
+    ``exact.gaussian_cell_probabilities``), with errors that know the autocorrelation.
+
+    Rows of one chain are correlated, chains are independent: the chains are grouped into
+    ``n_blocks`` blocks of whole chains, each block's vector of cell fractions f_b is one
+    independent draw, and the covariance of their mean is estimated by the scatter over blocks
+    (blocks of several chains make f_b close enough to normal for the F distribution below;
+    one chain of a few rows gives mostly 0 or 1 counts per cell).  The statistic is Hotelling's
+    T^2 = n (f - p)^T S^{-1} (f - p) over the K cells with n * p >= ``min_expected`` counts
+    (the rest is left out; the kept fractions do not sum to a constant, so S is regular), and
+    (n - K) T^2 / (K (n - 1)) follows F(K, n - K) under the hypothesis.  ``pearson``: the naive
+    chi^2 that treats every row as independent (too large for correlated rows), for comparison;
+    ``variance_ratio``: the mean over cells of the chain-scatter variance over the independent-
+    row variance (about 2 tau_int of the cell indicators)."""
+    from scipy import stats as sstats
+
+    z = np.asarray(z)
+    n_meas, n_chains = z.shape
+    groups = np.array_split(np.arange(n_chains), min(n_blocks, n_chains))
+    counts = np.stack([np.histogram2d(z[:, g].real.ravel(), z[:, g].imag.ravel(), bins=[x_edges, y_edges])[0]
+                       .reshape(-1) for g in groups])
+    sizes = np.array([n_meas * len(g) for g in groups], dtype=np.float64)
+    p = np.asarray(cell_probabilities, dtype=np.float64).reshape(-1)
+    keep = p * n_meas * n_chains >= min_expected
+    k, n = int(keep.sum()), len(groups)
+    if n <= k + 1:
+        raise ValueError(f"{n} blocks of chains cannot estimate the covariance of {k} cells")
+    f = counts[:, keep] / sizes[:, None]
+    d = f.mean(0) - p[keep]
+    s = np.cov(f, rowvar=False)
+    t2 = float(n * d @ np.linalg.solve(s, d))
+    f_stat = (n - k) * t2 / (k * (n - 1))
+    n_rows = n_meas * n_chains
+    obs = np.append(counts.sum(0)[keep], n_rows - counts.sum(0)[keep].sum())
+    exp = np.append(n_rows * p[keep], n_rows * (1 - p[keep].sum()))
+    pearson = float(np.sum((obs - exp) ** 2 / exp))
+    row_var = p[keep] * (1 - p[keep]) / sizes.mean()  # a block's fraction's variance for independent rows
+    return {"t2": t2, "cells": k, "blocks": n, "p_value": float(sstats.f.sf(f_stat, k, n - k)),
+            "pearson": pearson, "pearson_dof": len(obs) - 1,
+            "pearson_p_value": float(sstats.chi2.sf(pearson, len(obs) - 1)),
+            "variance_ratio": float(np.mean(np.diag(s) / row_var))}

@@ -95,21 +95,29 @@ class CLDiffusionSettings:
         return asdict(self)
 
 
-def as_xy(z) -> torch.Tensor:
-    """complex samples (any shape) -> float64 (N, 2) rows (x, y)."""
-    z = np.asarray(z).reshape(-1)
-    return torch.from_numpy(np.stack([z.real, z.imag], axis=1).astype(np.float64))
+def as_xy(z, field_shape: tuple = ()) -> torch.Tensor:
+    """complex samples (..., *field_shape) -> float64 rows (x_1..x_D, y_1..y_D), D = prod(field_shape)
+    (for a 0D model: (N, 2) rows (x, y))."""
+    z = np.asarray(z).reshape(-1, math.prod(field_shape))
+    return torch.from_numpy(np.concatenate([z.real, z.imag], axis=1).astype(np.float64))
 
 
-def train_cl_diffusion(z, settings: CLDiffusionSettings, seed: int = 0):
-    """Train a ScoreMLP on CL samples z (complex array) with flat_diffusion.train_dsm, one
-    call per learning-rate stage; returns (EMA network, losses).  Seconds of CPU time: not
-    checkpointed."""
-    data = as_xy(z)
+def from_xy(xy: torch.Tensor, field_shape: tuple = ()) -> np.ndarray:
+    """Inverse of ``as_xy``: complex (N, *field_shape)."""
+    d = math.prod(field_shape)
+    xy = xy.numpy()
+    return (xy[:, :d] + 1j * xy[:, d:]).reshape(-1, *field_shape)
+
+
+def train_cl_diffusion(z, settings: CLDiffusionSettings, seed: int = 0, field_shape: tuple = ()):
+    """Train a ScoreMLP on CL samples z (complex array (..., *field_shape)) with
+    flat_diffusion.train_dsm, one call per learning-rate stage; returns (EMA network, losses).
+    Seconds of CPU time: not checkpointed."""
+    data = as_xy(z, field_shape)
     if data.shape[0] < 2:
         raise CampaignError("need at least 2 CL samples to train a diffusion model")
     torch.manual_seed(seed)  # the network's initial weights
-    net = ScoreMLP(float(data.var(0).mean()), settings.hidden, settings.depth)
+    net = ScoreMLP(float(data.var(0).mean()), settings.hidden, settings.depth, dim=data.shape[1])
     ema = copy.deepcopy(net)
     decay = settings.ema_decay
 
@@ -126,21 +134,22 @@ def train_cl_diffusion(z, settings: CLDiffusionSettings, seed: int = 0):
 
 @torch.no_grad()
 def sample_cl_diffusion(net, n_samples: int, settings: CLDiffusionSettings, seed: int = 0,
-                        method: str = "flow") -> np.ndarray:
-    """DM draws as complex z = x + i y (independent samples; read at sigma_min).
+                        method: str = "flow", field_shape: tuple = ()) -> np.ndarray:
+    """DM draws as complex z = x + i y, shape (n_samples, *field_shape) (independent samples;
+    read at sigma_min).
     ``method``: "flow", the probability-flow ODE dx/d ln sigma = -sigma^2 score with Heun
     steps on the geometric grid (deterministic given the prior draw: second order, so few
     levels suffice), or "sde", the reverse SDE of ``flat_diffusion.sample_reverse``."""
     gen = torch.Generator().manual_seed(seed)
     if method == "sde":
-        xy = fd.sample_reverse(net, (2,), settings.sample_steps, n_samples, sigma_min=settings.sigma_min,
+        xy = fd.sample_reverse(net, (net.dim,), settings.sample_steps, n_samples, sigma_min=settings.sigma_min,
                                sigma_max=settings.sigma_max, generator=gen)
     elif method == "flow":
         sig = fd.sigma_schedule(settings.sigma_min, settings.sigma_max, settings.sample_steps + 1)
         # the prior is p_sigma_max = P * N(0, sigma_max^2): its spread includes the data's own
         # (flat_diffusion's N(0, sigma_max^2) misses it by O(s_data^2 / sigma_max^2))
         data_var = float(getattr(net, "data_var", 0.0))
-        xy = math.sqrt(settings.sigma_max ** 2 + data_var) * torch.randn((n_samples, 2), generator=gen,
+        xy = math.sqrt(settings.sigma_max ** 2 + data_var) * torch.randn((n_samples, net.dim), generator=gen,
                                                                          dtype=torch.float64)
 
         def velocity(x, s):
@@ -153,7 +162,7 @@ def sample_cl_diffusion(net, n_samples: int, settings: CLDiffusionSettings, seed
             xy = xy + 0.5 * h * (v0 + velocity(xy + h * v0, s1))
     else:
         raise CampaignError(f"sampling method must be 'flow' or 'sde', got {method!r}")
-    return (xy[:, 0] + 1j * xy[:, 1]).numpy()
+    return from_xy(xy, field_shape)
 
 
 @torch.no_grad()

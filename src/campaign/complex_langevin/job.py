@@ -102,6 +102,7 @@ def train_and_sample(ensemble, out, dm_settings, n_samples: int = 10_000, seed: 
     overwrite, input fingerprint)."""
     from ..jobs import ResumableJob
     from .diffusion import sample_cl_diffusion, train_cl_diffusion
+    from .langevin import drift_magnitude, field_shape
     from .store import DM_ALGORITHM, read_cl_ensemble
 
     if int(n_samples) < 1:
@@ -114,9 +115,12 @@ def train_and_sample(ensemble, out, dm_settings, n_samples: int = 10_000, seed: 
         model = cl["model"]
         if progress:
             print(f"cl-dm: training on {cl['z'].size} CL samples of {cl['attrs']['model']}", file=sys.stderr)
-        net, losses = train_cl_diffusion(cl["z"], dm_settings, seed=seed)
-        z = torch.from_numpy(sample_cl_diffusion(net, int(n_samples), dm_settings, seed=seed + 1))[None, :]
-        result = {"z": z, "drift_abs": model.drift(z).abs(), "time": torch.zeros(1, dtype=torch.float64)}
+        shape = field_shape(model)
+        net, losses = train_cl_diffusion(cl["z"], dm_settings, seed=seed, field_shape=shape)
+        z = torch.from_numpy(sample_cl_diffusion(net, int(n_samples), dm_settings, seed=seed + 1,
+                                                 field_shape=shape))
+        result = {"z": z[None], "drift_abs": drift_magnitude(model.drift(z))[None],
+                  "time": torch.zeros(1, dtype=torch.float64)}
         write_cl_ensemble(out, model, {**settings, "dm_final_loss": float(sum(losses[-100:]) / len(losses[-100:]))},
                           result, algorithm=DM_ALGORITHM,
                           extra_attrs={"independent": True, "trained_on": str(ensemble),
@@ -132,7 +136,7 @@ def measure(path, summary=None, figure=None, compare=None) -> dict:
     import json
 
     from .diagnostics import compare as compare_exact
-    from .diagnostics import independent_moment_summary, verdict
+    from .diagnostics import independent_observable_summary, verdict
     from .exact import gaussian_density
     from .figures import plot_cl_distribution
     from .models import Gaussian
@@ -142,9 +146,9 @@ def measure(path, summary=None, figure=None, compare=None) -> dict:
     model = d["model"]
     if d["attrs"].get("independent"):
         moments = {}
-        for n in (2, 4):
-            s = independent_moment_summary(d["z"], n)
-            moments[n] = {**s, **compare_exact(s, model.exact_moment(n))}
+        for key, values in model.observables(d["z"]).items():
+            s = independent_observable_summary(values)
+            moments[key] = {**s, **compare_exact(s, model.exact_observable(key))}
         res = {"model": model.params(), "moments": moments, "independent": True}
     else:
         res = verdict(model, d["z"], d["drift_abs"])

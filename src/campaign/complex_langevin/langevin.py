@@ -10,6 +10,10 @@ last step before a measurement time is shortened to land on it exactly, so every
 sampled at the same Langevin times, and time averages need no dt weighting.
 
 Stored per measurement: z = x + i y and |K(z)| (for the boundary-term criterion).
+
+Fields: a model's ``field_shape`` (() for the 0D models, (n_t, 2) for the lattice Bose gas)
+follows the chain axis.  For a field, |K| of a chain is the largest |K| over its components
+(the step size must keep the fastest component stable; Aarts et al. use the same maximum).
 """
 
 from __future__ import annotations
@@ -57,11 +61,20 @@ class CLSettings:
 @dataclass
 class CLState:
     """What a checkpoint needs to continue a run exactly."""
-    z: torch.Tensor  # complex128 (n_chains,)
+    z: torch.Tensor  # complex128 (n_chains, *field_shape)
     t: float  # Langevin time reached by every chain
     k_ref: float
     n_steps: int  # total steps taken by the slowest chain (cost measure)
     rng_state: torch.Tensor
+
+
+def field_shape(model) -> tuple:
+    return tuple(getattr(model, "field_shape", ()))
+
+
+def drift_magnitude(k: torch.Tensor) -> torch.Tensor:
+    """|K| per chain: the largest component modulus (the modulus itself for a 0D model)."""
+    return k.abs() if k.ndim == 1 else k.abs().reshape(k.shape[0], -1).amax(1)
 
 
 def evolve(model: Model, z: torch.Tensor, t_target: torch.Tensor | float, t: torch.Tensor,
@@ -76,7 +89,7 @@ def evolve(model: Model, z: torch.Tensor, t_target: torch.Tensor | float, t: tor
         if float(remaining.max()) <= tol:
             return steps
         k = model.drift(z)
-        kabs = k.abs()
+        kabs = drift_magnitude(k)
         # |K| = inf or nan fails this comparison too: one check for both
         if not float(kabs.max()) < math.inf:
             raise CampaignError("complex Langevin diverged (non-finite drift): lower dt0 or k_ref")
@@ -85,11 +98,12 @@ def evolve(model: Model, z: torch.Tensor, t_target: torch.Tensor | float, t: tor
             raise CampaignError(f"complex Langevin step fell below dt_min = {dt_min:g} (a chain sits on a "
                                 "singularity of the drift)")
         dt = torch.where(remaining > tol, torch.minimum(adaptive, remaining), torch.zeros_like(remaining))
-        kick = (2 * dt).sqrt_() * torch.randn(z.shape, dtype=torch.float64, generator=gen)  # real noise
+        dt_field = dt.reshape(dt.shape + (1,) * (z.ndim - 1))
+        kick = (2 * dt_field).sqrt_() * torch.randn(z.shape, dtype=torch.float64, generator=gen)  # real noise
         # Heun predictor-corrector: weak order 2 for additive noise, so the O(dt) bias of
         # Euler (1% in <z^2> at dt = 0.02) drops to O(dt^2)
-        k_pred = model.drift(z + k * dt + kick)
-        z += 0.5 * (k + k_pred) * dt + kick
+        k_pred = model.drift(z + k * dt_field + kick)
+        z += 0.5 * (k + k_pred) * dt_field + kick
         t += dt
         steps += 1
 
@@ -97,33 +111,33 @@ def evolve(model: Model, z: torch.Tensor, t_target: torch.Tensor | float, t: tor
 def initial_state(model: Model, settings: CLSettings) -> CLState:
     gen = torch.Generator().manual_seed(int(settings.seed))
     # start near the real axis; thermalisation forgets it
-    z = torch.randn(settings.n_chains, dtype=torch.float64, generator=gen).to(torch.complex128)
+    z = torch.randn((settings.n_chains, *field_shape(model)), dtype=torch.float64, generator=gen).to(torch.complex128)
     t = torch.zeros(settings.n_chains, dtype=torch.float64)
     k_ref = settings.k_ref
     steps = 0
     if settings.tau_therm > 0:
         # thermalise with a provisional reference (the starting drift), then fix K_ref
-        k0 = float(model.drift(z).abs().mean()) if k_ref is None else k_ref
+        k0 = float(drift_magnitude(model.drift(z)).mean()) if k_ref is None else k_ref
         steps = evolve(model, z, settings.tau_therm, t, settings.dt0, max(k0, 1e-3), gen, settings.dt_min)
     if k_ref is None:
-        k_ref = max(float(model.drift(z).abs().mean()), 1e-3)
+        k_ref = max(float(drift_magnitude(model.drift(z)).mean()), 1e-3)
     return CLState(z=z, t=float(settings.tau_therm), k_ref=k_ref, n_steps=steps, rng_state=gen.get_state())
 
 
 def measure_block(model: Model, state: CLState, settings: CLSettings, n: int) -> dict:
-    """Continue the run for n measurements; returns {"z": (n, chains) complex,
+    """Continue the run for n measurements; returns {"z": (n, chains, *field_shape) complex,
     "drift_abs": (n, chains), "time": (n,)} and updates ``state``."""
     gen = torch.Generator()
     gen.set_state(state.rng_state)
     zs, ks, ts = [], [], []
-    t = torch.full(state.z.shape, state.t, dtype=torch.float64)
+    t = torch.full(state.z.shape[:1], state.t, dtype=torch.float64)
     for _ in range(n):
         target = state.t + settings.tau_meas
         state.n_steps += evolve(model, state.z, target, t, settings.dt0, state.k_ref, gen, settings.dt_min)
         state.t = target
         t.fill_(target)
         zs.append(state.z.clone())
-        ks.append(model.drift(state.z).abs())
+        ks.append(drift_magnitude(model.drift(state.z)))
         ts.append(target)
     state.rng_state = gen.get_state()
     return {"z": torch.stack(zs), "drift_abs": torch.stack(ks), "time": torch.tensor(ts, dtype=torch.float64)}

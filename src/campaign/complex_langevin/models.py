@@ -12,6 +12,9 @@ expectation values <z^n> = int dx x^n e^{-S(x)} / int dx e^{-S(x)} along the rea
   (Nishimura, Shimasaki arXiv 1504.08359; Nagata, Nishimura, Shimasaki arXiv 1606.07627): a
   drift with a pole at z = -i alpha, the standard example where CL converges to a wrong
   result when the process comes close to the pole (small alpha).
+
+The lattice model (the 0+1D Bose gas at nonzero mu) lives in ``bose_gas.py`` and is
+registered here as "bose-gas".
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import CampaignError
+from .bose_gas import BoseGas
 
 
 def _complex(value, name: str) -> complex:
@@ -53,6 +57,17 @@ class Model:
 
     def exact_moment(self, n: int) -> complex:
         return quadrature_moment(self.weight, n)
+
+    # the observable interface shared with the lattice model (bose_gas.BoseGas): the 0D
+    # models' observables are the moments z^n, keyed by n
+    field_shape = ()
+
+    def observables(self, z, orders=(2, 4)) -> dict:
+        z = np.asarray(z)
+        return {n: z ** n for n in orders}
+
+    def exact_observable(self, n) -> complex:
+        return self.exact_moment(int(n))
 
 
 @dataclass
@@ -129,7 +144,7 @@ class LogGaussian(Model):
         return {"model": self.name, "p": self.p, "alpha": self.alpha}
 
 
-MODELS = {"gaussian": Gaussian, "quartic": Quartic, "log-gaussian": LogGaussian}
+MODELS = {"gaussian": Gaussian, "quartic": Quartic, "log-gaussian": LogGaussian, "bose-gas": BoseGas}
 
 
 def make_model(name: str, **params) -> Model:
@@ -147,6 +162,9 @@ def model_from_params(params: dict) -> Model:
         return Quartic(complex(params["sigma_re"], params["sigma_im"]), complex(params["lam_re"], params["lam_im"]))
     if name == "log-gaussian":
         return LogGaussian(int(params["p"]), float(params["alpha"]))
+    if name == "bose-gas":
+        return BoseGas(n_t=int(params["n_t"]), m=float(params["m"]), lam=float(params["lam"]),
+                         mu=float(params["mu"]))
     raise CampaignError(f"unknown complex Langevin model {name!r}")
 
 

@@ -2,6 +2,7 @@
 provenance attributes, fletcher32 checksums, measurement-major and chain-minor rows):
 
   z          float64 (n_meas * n_chains, 2)  columns x = Re z, y = Im z
+             (lattice models: (n_meas * n_chains, *field_shape, 2), theory THEORY_LATTICE)
   drift_abs  float64 (n_meas * n_chains,)    |K(z)| at the same time (boundary-term criterion)
   chain      int     which chain produced the row
   step       int     measurement index within the chain (1, 2, ...)
@@ -23,6 +24,7 @@ from ..io import EnsembleFileError
 from .models import model_from_params
 
 THEORY = "complex-langevin-0d"
+THEORY_LATTICE = "complex-langevin-lattice"
 ALGORITHM = "complex-langevin-heun-adaptive"
 DM_ALGORITHM = "diffusion-model"  # independent draws of a DM trained on a CL ensemble
 
@@ -36,11 +38,11 @@ def write_cl_ensemble(path: str | os.PathLike, model, settings, result: dict, al
 
     z = result["z"].numpy() if torch.is_tensor(result["z"]) else np.asarray(result["z"])
     k = result["drift_abs"].numpy() if torch.is_tensor(result["drift_abs"]) else np.asarray(result["drift_abs"])
-    n_meas, chains = z.shape
-    xy = np.stack([z.real, z.imag], axis=-1).reshape(n_meas * chains, 2)
+    n_meas, chains, *field_shape = z.shape
+    xy = np.stack([z.real, z.imag], axis=-1).reshape(n_meas * chains, *field_shape, 2)
     stored = ({f"cl_{k_}": v for k_, v in settings.asdict().items()} if hasattr(settings, "asdict")
               else dict(settings))
-    attrs = {**io.provenance(), "theory": THEORY, "algorithm": algorithm, **model.params(), **stored,
+    attrs = {**io.provenance(), "theory": THEORY_LATTICE if field_shape else THEORY, "algorithm": algorithm, **model.params(), **stored,
              "k_ref": float(result.get("k_ref", float("nan"))), "n_steps": int(result.get("n_steps", 0)),
              "chains": chains, "n_configs": n_meas * chains, **(extra_attrs or {})}
     path = Path(path)
@@ -61,11 +63,11 @@ def write_cl_ensemble(path: str | os.PathLike, model, settings, result: dict, al
 
 
 def read_cl_ensemble(path: str | os.PathLike) -> dict:
-    """{"z": complex (n_meas, chains), "drift_abs": (n_meas, chains), "time": (n_meas,),
+    """{"z": complex (n_meas, chains, *field_shape), "drift_abs": (n_meas, chains), "time": (n_meas,),
     "attrs": {...}, "model": Model}; one-line EnsembleFileError for anything else."""
     path = Path(path)
     with io._open_h5(path) as f:
-        if f.attrs.get("theory") != THEORY or "z" not in f:
+        if f.attrs.get("theory") not in (THEORY, THEORY_LATTICE) or "z" not in f:
             raise EnsembleFileError(f"{path} is not a complex Langevin ensemble "
                                     f"(theory attribute {THEORY!r} and dataset 'z')")
         attrs = {k: io._attr_value(v) for k, v in f.attrs.items()}
@@ -76,9 +78,9 @@ def read_cl_ensemble(path: str | os.PathLike) -> dict:
         except (OSError, KeyError) as exc:
             raise EnsembleFileError(f"{path} is truncated or corrupt: {exc}") from None
     chains = int(attrs["chains"])
-    if xy.ndim != 2 or xy.shape[1] != 2 or xy.shape[0] % chains or k.shape != xy.shape[:1]:
+    if xy.ndim < 2 or xy.shape[-1] != 2 or xy.shape[0] % chains or k.shape != xy.shape[:1]:
         raise EnsembleFileError(f"{path}: datasets do not fit {chains} chains of (x, y) rows")
     n_meas = xy.shape[0] // chains
-    z = (xy[:, 0] + 1j * xy[:, 1]).reshape(n_meas, chains)
+    z = (xy[..., 0] + 1j * xy[..., 1]).reshape(n_meas, chains, *xy.shape[1:-1])
     return {"z": z, "drift_abs": k.reshape(n_meas, chains), "time": t, "attrs": attrs,
             "model": model_from_params(attrs)}
