@@ -39,7 +39,7 @@ from .diffusion import DEFAULT_ARCH, ScoreModel, dsm_loss, sample_sigma
 from .errors import CampaignError
 from .groups import complex_dtype, get_group
 from .lattice import gauge_transform
-from .lcnn import LOOP_SETS
+from .diffusion.lcnn import LOOP_SETS
 from .progress import Progress
 
 CHECKPOINT_FORMAT = "campaign-train-checkpoint"
