@@ -36,12 +36,15 @@ def pair(group, **kw):
 def test_quaternion_algebra(gen):
     A = torch.randn(7, 2, 2, dtype=torch.complex128, generator=gen)
     B = torch.randn(7, 2, 2, dtype=torch.complex128, generator=gen)
-    qa, qb = to_quaternion(A).unsqueeze(-2), to_quaternion(B).unsqueeze(-2)  # one channel
-    assert rel(quaternion_product(qa, qb).squeeze(-2), to_quaternion(A @ B)) < TOL
+    qa, qb = to_quaternion(A)[..., None], to_quaternion(B)[..., None]  # (batch, K, one channel)
+    assert rel(quaternion_product(qa, qb)[..., 0], to_quaternion(A @ B)) < TOL
+    assert rel(algebra_to_matrix(torch.zeros(7, 4, dtype=torch.float64), 2), torch.zeros_like(A)) == 0
     c = torch.randn(7, 4, dtype=torch.float64, generator=gen)
     X = algebra_to_matrix(c, 2)
     assert rel(X, -dagger(X)) < TOL
-    assert rel(to_quaternion(X)[..., 1:, 0], c[..., 1:]) < TOL and rel(to_quaternion(X)[..., 0, 1], c[..., 0]) < TOL
+    q = to_quaternion(X)
+    assert rel(q[..., 1:].real, c[..., 1:]) < TOL and rel(q[..., 0].imag, c[..., 0]) < TOL
+    assert float(q.real[..., 0].abs().max() + q.imag[..., 1:].abs().max()) < 1e-15
 
 
 @pytest.mark.parametrize("name", ["su2", "u2"])
@@ -50,7 +53,9 @@ def test_adjoint_matrix_is_conjugation(name, gen):
 
     u = get_group(name).haar((9,), generator=gen)
     W = torch.randn(9, 2, 2, dtype=torch.complex128, generator=gen)
-    assert rel(adjoint_matrix(u) @ to_quaternion(W), to_quaternion(u @ W @ dagger(u))) < TOL
+    R = adjoint_matrix(u)
+    assert rel(R.to(W.dtype) @ to_quaternion(W)[..., None], to_quaternion(u @ W @ dagger(u))[..., None]) < TOL
+    assert rel(R @ R.transpose(-1, -2), torch.eye(4, dtype=R.dtype).expand_as(R)) < TOL
 
 
 @pytest.mark.parametrize("kernel_size,loops", [(1, "plaquette"), (2, "plaquette"), (3, "rect")])
