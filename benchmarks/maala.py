@@ -8,8 +8,8 @@ second of the exact sampler against the unweighted MAALA, in the same run.
 Part 1, throughput.  ``campaign.samplers.smc.run_smc_batch`` (Metropolis-adjusted moves with
 the model's score, reweighting, resampling) with the default score-model architecture
 (untrained weights: a network evaluation costs the same) in a fresh subprocess per L-CNN
-implementation (``--impl``: the complex-matrix reference, the default, and the real-arithmetic
-FastLCNN; the same function), at every batch size of ``--batches`` (batch 1: one chain
+implementation (``--impl``: the complex-matrix reference and FastLCNN, the default; the
+same function), at every batch size of ``--batches`` (batch 1: one chain
 after the other).  Printed: samples/s per batch size, the per-chain gain of the largest
 batch over batch 1 (with the reason where it is under 3x), and fast / reference at every
 batch, measured in the same run.  Unit: chain-steps/s (one step = one score evaluation and
@@ -49,7 +49,7 @@ def _settings_steps_per_sample() -> int:
     return s.n_levels * (s.steps_per_level + 1) + s.tail_steps
 
 
-IMPLEMENTATIONS = ("reference", "fast")  # the complex-matrix L-CNN (the default), FastLCNN
+IMPLEMENTATIONS = ("reference", "fast")  # the complex-matrix L-CNN, FastLCNN (the default)
 
 
 def run_throughput(group: str, L: int, batches: list[int], levels: int, device: str, dtype: str, threads: int,
@@ -197,6 +197,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--impl", nargs="+", default=list(IMPLEMENTATIONS), choices=IMPLEMENTATIONS,
                    help="L-CNN implementations timed in the throughput part")
+    p.add_argument("--parts", nargs="+", default=["throughput", "effective"], choices=["throughput", "effective"])
     p.add_argument("--json", default=None, help="also write the rows here")
     p.add_argument("--case", default=None, help=argparse.SUPPRESS)  # internal: one case
     a = p.parse_args(argv)
@@ -219,7 +220,7 @@ def main(argv=None) -> int:
     common = ["--batches", *map(str, batches), "--levels", str(levels), "--baseline-chains", str(nbase),
               "--device", a.device, "--dtype", a.dtype, "--threads", str(a.threads)] + (["--quick"] if a.quick else [])
     thr, eff = [], []
-    for group in a.groups:
+    for group in a.groups if "throughput" in a.parts else ():
         for L in Ls:
             for impl in a.impl:
                 row, err = run_in_fresh_process(__file__, ["--case", f"throughput:{group}:{L},{impl}", *common])
@@ -229,7 +230,7 @@ def main(argv=None) -> int:
                 row = {**row, **{k: {int(b): v for b, v in row[k].items()}
                                  for k in ("chain_steps_per_s", "samples_per_s", "peak_mb")}}
                 thr.append(row)
-    for group, beta, L in ess_cases:
+    for group, beta, L in ess_cases if "effective" in a.parts else ():
         rows, err = run_in_fresh_process(__file__, ["--case", f"effective:{group}:{beta},{L}", *common])
         if rows is None:
             print(f"effective {group} L={L} failed:\n{err}", file=sys.stderr)

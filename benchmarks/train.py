@@ -6,7 +6,7 @@
 
 Each case runs ``campaign.training.train_model`` on a Haar-random ensemble in a fresh
 subprocess (so peak memory is per case), for each L-CNN implementation (``--impl``: the
-complex-matrix reference, the default, and the real-arithmetic FastLCNN; the same function)
+complex-matrix reference and FastLCNN, the default; the same function)
 and batch size (``--batches``; batch 1 is how a straightforward loop goes through the data);
 printed: steps/s, configurations/s against batch 1, and fast / reference in the same run.
 Rates: steps/s from the loss log's wall-time column (optimiser steps only, after ``--warmup`` steps), peak memory as the process's maximum
@@ -27,19 +27,19 @@ import time
 from _cases import run_in_fresh_process, write_json
 
 
-IMPLEMENTATIONS = ("reference", "fast")  # the complex-matrix L-CNN (the default), FastLCNN
+IMPLEMENTATIONS = ("reference", "fast")  # the complex-matrix L-CNN, FastLCNN (the default)
 
 
-def _use_fast_lcnn() -> None:
-    """Make ``train_model`` build its ScoreModel on FastLCNN (this process only)."""
+def _use_reference_lcnn() -> None:
+    """Make ``train_model`` build its ScoreModel on the reference L-CNN (this process only)."""
     from campaign import training
     from campaign.diffusion import ScoreModel
 
-    class FastScoreModel(ScoreModel):
+    class ReferenceScoreModel(ScoreModel):
         def __init__(self, *args, **kwargs):
-            super().__init__(*args, fast=True, **kwargs)
+            super().__init__(*args, fast=False, **kwargs)
 
-    training.ScoreModel = FastScoreModel
+    training.ScoreModel = ReferenceScoreModel
 
 
 def run_case(group: str, L: int, steps: int, warmup: int, batch: int, device: str, dtype: str,
@@ -51,8 +51,8 @@ def run_case(group: str, L: int, steps: int, warmup: int, batch: int, device: st
     from campaign.training import train_model
 
     torch.set_num_threads(threads)
-    if impl == "fast":
-        _use_fast_lcnn()
+    if impl == "reference":
+        _use_reference_lcnn()
     g = get_group(group)
     with tempfile.TemporaryDirectory() as tmp:
         ens = os.path.join(tmp, "e.h5")

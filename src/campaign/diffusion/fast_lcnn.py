@@ -1,5 +1,6 @@
-"""The L-CNN of ``campaign.diffusion.lcnn`` in real arithmetic: same parameters, same
-function (to rounding), several times faster.
+"""The L-CNN of ``campaign.diffusion.lcnn`` in the quaternion representation: same
+parameters, same function (to rounding), 1.2-1.4x faster on CPU (forward, eager; see
+benchmarks/maala.py and benchmarks/train.py for the measured ratios).
 
 Representation
 --------------
@@ -11,10 +12,10 @@ planes of L x L sites.  In this basis
 
 * parallel transport ``U W U^dag`` leaves w_0 alone and rotates (w_1, w_2, w_3) by the
   SO(3) matrix of the link's SU(2) part (a U(2) phase cancels; for U(1) it is the
-  identity), so transporting a field is one 4x4 real matrix per site instead of two
+  identity), so transporting a field is nine multiply-adds per component instead of two
   complex 2x2 products, and for U(1) only a shift;
-* ``W^dag = (conj w_0, -conj w)``, so the (W, W^dag) channel mixing of ``LBilin`` is two
-  matrix products and a sign per component;
+* ``W^dag = (conj w_0, -conj w)``: a' W^dag = sign * conj(conj(a') W) per component, so
+  the (W, W^dag) channel mixing of ``LBilin`` is one matrix product;
 * the product is the quaternion product with ``e_j e_k = -delta_jk - eps_jkl e_l``;
 * ``Re tr W / N``, ``Im tr W / N`` are Re w_0, Im w_0, and ``tr(W W^dag) / N = sum |w_k|^2``.
 
@@ -26,9 +27,8 @@ Only the input loops and the output link fields are complex matrices.
 
 ``FastLCNN`` subclasses ``LCNN``: the state_dict is the reference's, so any model file
 loads into either.  Its ``forward`` returns what ``LCNN.forward`` returns (complex
-algebra elements per link, the parameters' precision).  ``ScoreModel(fast=True)`` uses it;
-it is not the default: on a loaded 2-core CPU it measured 0.65-1.0x the reference in eager
-mode and 1.3x compiled (SU(2), L = 32, batch 16, float32), see benchmarks/maala.py.
+algebra elements per link, the parameters' precision).  ``ScoreModel`` uses it by default
+(``fast=False``: the reference).
 """
 
 from __future__ import annotations

@@ -65,11 +65,11 @@ class ScoreModel(nn.Module):
 
     Attributes used by the sampler: ``group``, ``beta0``, ``L0``, ``sigma_min``,
     ``sigma_max``; ``arch`` is the architecture dict (``DEFAULT_ARCH`` keys).  ``fast``
-    selects the real-arithmetic ``FastLCNN`` instead of the complex-matrix L-CNN (same
-    parameters and state_dict, same scores to rounding)."""
+    (default) evaluates the L-CNN as ``FastLCNN``, False as the complex-matrix reference
+    ``LCNN`` (same parameters and state_dict, same scores to rounding)."""
 
     def __init__(self, group, beta0: float, L0: int, sigma_min: float, sigma_max: float, arch: dict | None = None,
-                 fast: bool = False):
+                 fast: bool = True):
         super().__init__()
         self.group: Group = get_group(group)
         self.beta0, self.L0 = float(beta0), int(L0)
@@ -79,8 +79,8 @@ class ScoreModel(nn.Module):
             raise ValueError(f"unknown architecture options {sorted(unknown)}")
         self.arch = {**DEFAULT_ARCH, **(arch or {})}
         a = self.arch
-        # the same function and parameters either way; the complex-matrix L-CNN stays the
-        # default until FastLCNN is measured faster on a quiet machine (benchmarks/maala.py)
+        # the same function and parameters either way (scores equal to rounding); the
+        # complex-matrix reference stays for tests and as the benchmark baseline
         self.net = (FastLCNN if fast else LCNN)(self.group, channels=int(a["channels"]), layers=int(a["layers"]),
                         kernel_size=int(a["kernel_size"]), loops=a["loops"],
                         time_features=int(a["time_features"]), hidden=int(a["hidden"]))
