@@ -52,13 +52,10 @@ def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if n == 2:
         a00, a01, a10, a11 = a[..., 0, 0], a[..., 0, 1], a[..., 1, 0], a[..., 1, 1]
         b00, b01, b10, b11 = b[..., 0, 0], b[..., 0, 1], b[..., 1, 0], b[..., 1, 1]
-        return torch.stack(
-            (
-                torch.stack((a00 * b00 + a01 * b10, a00 * b01 + a01 * b11), -1),
-                torch.stack((a10 * b00 + a11 * b10, a10 * b01 + a11 * b11), -1),
-            ),
-            -2,
-        )
+        # one stack of the four entries (nested stacks copy the result twice)
+        out = torch.stack((a00 * b00 + a01 * b10, a00 * b01 + a01 * b11,
+                           a10 * b00 + a11 * b10, a10 * b01 + a11 * b11), -1)
+        return out.unflatten(-1, (2, 2))
     return a @ b
 
 

@@ -179,7 +179,10 @@ def bilin(layer: LBilin, x: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
 
 
 def trace_norm(X: torch.Tensor) -> torch.Tensor:
-    r2 = torch.view_as_real(X).square().sum((1, -1)).mean(1)  # (B, L, L)
+    """``TraceNorm``: r^2 = mean over channels of sum_k |w_k|^2 per site."""
+    B, K, C, L1, L2 = X.shape
+    # summed over the contiguous (K, C) axis first: a reduction over the (Re, Im) pair last
+    r2 = torch.view_as_real(X).reshape(B, K * C, -1).square().sum(1).view(B, L1, L2, 2).sum(-1) / C
     return X * torch.rsqrt(1.0 + r2)[:, None, None]
 
 
