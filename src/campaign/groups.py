@@ -201,8 +201,7 @@ class Group:
             a, b = u[..., 0, 0], u[..., 0, 1]
             n = torch.sqrt(a.abs() ** 2 + b.abs() ** 2)
             a, b = a / n, b / n
-            row1 = torch.stack((-b.conj(), a.conj()), -1)
-            return torch.stack((torch.stack((a, b), -1), row1), -2)
+            return torch.stack((a, b, -b.conj(), a.conj()), -1).unflatten(-1, (2, 2))
         q, r = torch.linalg.qr(u)
         d = torch.diagonal(r, dim1=-2, dim2=-1)
         return q * (d / d.abs())[..., None, :]
@@ -211,9 +210,8 @@ class Group:
 def quaternion_to_su2(q: torch.Tensor) -> torch.Tensor:
     """Unit quaternion (a0, a1, a2, a3) -> a0 1 + i a.sigma in SU(2)."""
     a0, a1, a2, a3 = q.unbind(-1)
-    row0 = torch.stack((torch.complex(a0, a3), torch.complex(a2, a1)), -1)
-    row1 = torch.stack((torch.complex(-a2, a1), torch.complex(a0, -a3)), -1)
-    return torch.stack((row0, row1), -2)
+    entries = (torch.complex(a0, a3), torch.complex(a2, a1), torch.complex(-a2, a1), torch.complex(a0, -a3))
+    return torch.stack(entries, -1).unflatten(-1, (2, 2))
 
 
 U1 = Group("u1", 1, special=False)
