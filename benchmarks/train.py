@@ -96,8 +96,8 @@ def print_table(rows: list[dict], a, batches: list[int], steps: int, arch: dict)
               + " ".join(f"{r['configs_per_s'] / rs[0]['configs_per_s']:>7.1f}x" for r in rs[1:])
               + f" {rs[-1][mem]:>24.0f}")
         if rs[-1]["configs_per_s"] < 3 * rs[0]["configs_per_s"]:
-            print(f"{'':12}batching gains under 3x: every configuration already fills the kernels "
-                  "(L^2 sites x channels), so the step is compute/memory-bound rather than overhead-bound")
+            print(f"{'':12}batching gains under 3x: one configuration already fills the kernels (L^2 sites x "
+                  "channels), so a step is compute/memory-bound rather than overhead-bound (inferred from the sizes)")
     ratios = []
     for g, L, impl in keys:
         if impl == "fast" and all((g, L, "reference", b) in by and (g, L, "fast", b) in by for b in batches):
