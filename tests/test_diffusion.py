@@ -6,11 +6,11 @@ import math
 import pytest
 import torch
 
-from campaign import diffusion as D
+from campaign.diffusion import heat_kernel as D
 from campaign.actions import wilson_force
 from campaign.diffusion import (
     ScoreModel, dsm_loss, heat_kernel_log_density, heat_kernel_sample, heat_kernel_score,
-    measure_score_approximation, noise_schedule, perturb, sample_sigma, small_noise_score,
+    measure_score_approximation, perturb, sample_sigma, small_noise_score,
     su2_heat_kernel,
 )
 from campaign.groups import SU2, U1, U2, matmul
@@ -176,15 +176,10 @@ def test_perturb_is_left_multiplication_and_gauge_covariant(group, gen):
     assert torch.allclose(heat_kernel_log_density(group, Vg, s), heat_kernel_log_density(group, V, s), atol=1e-10)
 
 
-def test_schedule_and_sigma_sampling(gen):
-    s = noise_schedule(0.01, 4.0, 5)
-    assert s[0] == pytest.approx(4.0) and s[-1] == pytest.approx(0.01)
-    assert torch.allclose(s[1:] / s[:-1], (s[1] / s[0]).expand(4))
+def test_sigma_sampling(gen):
     x = sample_sigma(20000, 0.01, 4.0, generator=gen)
     assert float(x.min()) >= 0.01 and float(x.max()) <= 4.0
     assert abs(float(torch.log(x).mean()) - 0.5 * (math.log(0.01) + math.log(4.0))) < 0.05
-    with pytest.raises(ValueError):
-        noise_schedule(1.0, 0.1, 3)
 
 
 def test_score_model_small_sigma_limit_is_physics(group, gen):

@@ -7,7 +7,7 @@ import torch
 from campaign.diffusion import ScoreModel
 from campaign.groups import dagger
 from campaign.lattice import gauge_transform, transform_link_algebra, transform_site_field
-from campaign.lcnn import (
+from campaign.diffusion.lcnn import (
     LCNN, LAct, LBilin, LConv, LinkHead, LTrace, NoiseEmbedding, TraceNorm, input_loops,
 )
 

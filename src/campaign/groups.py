@@ -50,13 +50,10 @@ def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if n == 2:
         a00, a01, a10, a11 = a[..., 0, 0], a[..., 0, 1], a[..., 1, 0], a[..., 1, 1]
         b00, b01, b10, b11 = b[..., 0, 0], b[..., 0, 1], b[..., 1, 0], b[..., 1, 1]
-        return torch.stack(
-            (
-                torch.stack((a00 * b00 + a01 * b10, a00 * b01 + a01 * b11), -1),
-                torch.stack((a10 * b00 + a11 * b10, a10 * b01 + a11 * b11), -1),
-            ),
-            -2,
-        )
+        # one stack of the four entries (nested stacks copy the result twice)
+        out = torch.stack((a00 * b00 + a01 * b10, a00 * b01 + a01 * b11,
+                           a10 * b00 + a11 * b10, a10 * b01 + a11 * b11), -1)
+        return out.unflatten(-1, (2, 2))
     return a @ b
 
 
@@ -202,8 +199,7 @@ class Group:
             a, b = u[..., 0, 0], u[..., 0, 1]
             n = torch.sqrt(a.abs() ** 2 + b.abs() ** 2)
             a, b = a / n, b / n
-            row1 = torch.stack((-b.conj(), a.conj()), -1)
-            return torch.stack((torch.stack((a, b), -1), row1), -2)
+            return torch.stack((a, b, -b.conj(), a.conj()), -1).unflatten(-1, (2, 2))
         q, r = torch.linalg.qr(u)
         d = torch.diagonal(r, dim1=-2, dim2=-1)
         return q * (d / d.abs())[..., None, :]
@@ -212,9 +208,8 @@ class Group:
 def quaternion_to_su2(q: torch.Tensor) -> torch.Tensor:
     """Unit quaternion (a0, a1, a2, a3) -> a0 1 + i a.sigma in SU(2)."""
     a0, a1, a2, a3 = q.unbind(-1)
-    row0 = torch.stack((torch.complex(a0, a3), torch.complex(a2, a1)), -1)
-    row1 = torch.stack((torch.complex(-a2, a1), torch.complex(a0, -a3)), -1)
-    return torch.stack((row0, row1), -2)
+    entries = (torch.complex(a0, a3), torch.complex(a2, a1), torch.complex(-a2, a1), torch.complex(a0, -a3))
+    return torch.stack(entries, -1).unflatten(-1, (2, 2))
 
 
 _GROUPS = {t.name: Group(t.name, t.N, special=t.special) for t in THEORIES.values()}

@@ -42,7 +42,7 @@ from .preemption import CheckpointClock
 from .groups import complex_dtype, get_group
 from .jobs import ResumableJob, check_writable, parts_dir
 from .lattice import gauge_transform
-from .lcnn import LOOP_SETS
+from .diffusion.lcnn import LOOP_SETS
 from .progress import Progress
 from .settings import SettingError, check_choice, check_integer, check_number, option
 

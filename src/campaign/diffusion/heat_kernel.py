@@ -1,5 +1,5 @@
-"""Diffusion on the gauge group: forward noising, exact heat-kernel scores, denoising
-score matching, and the ``ScoreModel`` the sampler uses.
+"""Heat kernels on the gauge groups: exact densities, scores and samples of Brownian
+motion on U(1), SU(2) and U(2) (pure maths, no learning).
 
 Noise process and time
 ----------------------
@@ -60,25 +60,6 @@ does not.)  Since the exact kernel costs about as much as the approximation (clo
 forms, a few dozen elementwise operations), the training target is the exact heat-kernel
 score in every group: DSM with it is unbiased at every sigma, including the large-sigma
 levels where the sampler starts.  ``target="small_noise"`` is kept for comparisons.
-
-Score model parametrisation
----------------------------
-    s(U, sigma) = -beta0 g(sigma) F(U) + c_out(sigma) net(U, sigma)
-F = ``wilson_force(group, U, 1)`` (so -beta0 F = -grad S_beta0, the exact sigma -> 0 limit of
-the score of exp(-S_beta0)), t = sigma^2, and
-    g(sigma) = exp(-a t) / (1 + b t),   c_out(sigma) = sigma / (sigma^2 + sigma_data^2) exp(-c_f t)
-with learnable a, b > 0 and sigma_data = 1.  Motivation: for one plaquette angle (U(1))
-noised on its four links, a Gaussian mode of stiffness beta has score -beta x / (1 + 4 beta t)
-(large beta), while at small beta the character expansion gives -beta e^{-2t} sin(theta_P);
-so b starts at 4 beta0 and a at 4 c_f / (1 + beta0).  c_f = 1/2, 3/4, 1 (U(1), SU(2), U(2)) is
-the decay rate of the fundamental character under the kernel, E[Re tr V / N] = exp(-c_f t).
-A gauge-invariant density depends on links only through closed loops of >= 2 links, so
-the exact score decays at least like exp(-2 c_f t) at large sigma: with the factor exp(-c_f t)
-in c_out the network output vanishes there by construction (instead of having to learn
-to cancel the skip term), while at small noise c_out ~ sigma, so the L-CNN only learns an
-O(sigma) correction to a skip term that is exact up to O(sigma^2).  ``arch["skip"] = False`` drops the
-physics skip term.  The DSM loss is weighted by lambda(sigma) = sigma^2 and normalised
-per algebra component, sigma ~ log-uniform in [sigma_min, sigma_max].
 """
 
 from __future__ import annotations
@@ -86,11 +67,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
-from .actions import wilson_force
-from .groups import SU2, Group, complex_dtype, get_group, matmul, quaternion_to_su2, real_dtype, trace
-from .lcnn import LCNN
+from ..groups import SU2, complex_dtype, get_group, quaternion_to_su2, real_dtype, trace
 
 T_SPECTRAL = 0.5  # t >= T_SPECTRAL: character sum; below: winding (Poisson) form
 T_HAAR_PROPOSAL = 2.0  # t >= this: sample SU(2) by rejection from Haar
@@ -98,28 +76,6 @@ LOG_2SQRTPI = math.log(2.0 * math.sqrt(math.pi))
 TARGETS = ("heat", "small_noise")
 # E[Re tr V / N] = exp(-c_f t) for V ~ K_t: fundamental Casimir / 2 in this metric
 FUNDAMENTAL_DECAY = {"u1": 0.5, "su2": 0.75, "u2": 1.0}
-
-
-# ------------------------------------------------------------------ schedule
-def brownian_time(sigma):
-    """Brownian time t of noise level sigma (t = sigma^2)."""
-    return sigma * sigma
-
-
-def noise_schedule(sigma_min: float, sigma_max: float, n: int) -> torch.Tensor:
-    """Geometric noise levels from sigma_max down to sigma_min (float64, n values)."""
-    if not (0 < sigma_min <= sigma_max):
-        raise ValueError(f"need 0 < sigma_min <= sigma_max, got {sigma_min}, {sigma_max}")
-    if n == 1:
-        return torch.tensor([float(sigma_min)], dtype=torch.float64)
-    return torch.logspace(math.log10(sigma_max), math.log10(sigma_min), n, dtype=torch.float64)
-
-
-def sample_sigma(batch: int, sigma_min: float, sigma_max: float, generator=None,
-                 dtype=torch.float64, device=None) -> torch.Tensor:
-    """Training noise levels, log-uniform in [sigma_min, sigma_max], shape (batch,)."""
-    u = torch.rand(batch, generator=generator, dtype=dtype, device=device)
-    return torch.exp(math.log(sigma_min) + u * (math.log(sigma_max) - math.log(sigma_min)))
 
 
 # ------------------------------------------------------- stable scalar helpers
@@ -393,38 +349,6 @@ def heat_kernel_sample(group, shape, sigma, generator=None, dtype=torch.float64,
     return W * torch.polar(torch.ones_like(alpha), alpha)[..., None, None]
 
 
-def _batch_sigma(sigma, U: torch.Tensor) -> torch.Tensor:
-    """sigma (B,) -> shape broadcasting against U.shape[:-2] = (B, 2, L, L)."""
-    rdt = real_dtype(U.dtype)
-    s = torch.as_tensor(sigma, dtype=rdt, device=U.device)
-    if s.ndim == 0:
-        s = s.expand(U.shape[0])
-    return s.reshape(-1, *([1] * (U.ndim - 3)))
-
-
-def perturb(group, U0: torch.Tensor, sigma, generator=None):
-    """Forward noising U_sigma = V U_0 with V ~ K_{sigma^2} per link; sigma (B,) or scalar.
-    Returns (U_sigma, V)."""
-    group = get_group(group)
-    s = _batch_sigma(sigma, U0)
-    V = heat_kernel_sample(group, U0.shape[:-2], s, generator=generator, dtype=U0.dtype, device=U0.device)
-    return matmul(V, U0), V
-
-
-def dsm_loss(model, U0: torch.Tensor, sigma: torch.Tensor, generator=None, target: str = "heat",
-             reduce: bool = True) -> torch.Tensor:
-    """Denoising score matching, weight sigma^2, per algebra component:
-    mean |sigma (s_theta(U_sigma, sigma) - grad log K(U_sigma U_0^dag))|^2 / (2 L^2 dim)."""
-    group = model.group
-    U, V = perturb(group, U0, sigma, generator)
-    tgt = kernel_score(group, V, _batch_sigma(sigma, U0), target)
-    pred = model(U, sigma)
-    diff = group.algebra_norm2(pred - tgt).sum((-1, -2, -3))  # (B,)
-    ndof = U0.shape[-3] * U0.shape[-4] * 2 * group.algebra_dim
-    per = sigma.to(diff.dtype) ** 2 * diff / ndof
-    return per.mean() if reduce else per
-
-
 def measure_score_approximation(group, sigmas, n_links: int = 4000, seed: int = 0) -> list[dict]:
     """Heat-kernel score versus -X/sigma^2 on V ~ K_t: per sigma the relative RMS
     difference and the RMS difference per component times sigma."""
@@ -443,86 +367,3 @@ def measure_score_approximation(group, sigmas, n_links: int = 4000, seed: int = 
             "sigma_rms_per_dof": float(sigma * torch.sqrt(d2 / group.algebra_dim)),
         })
     return rows
-
-
-# ------------------------------------------------------------------ score model
-def initial_physics_parameters(group, beta0: float) -> tuple[float, float]:
-    """(a, b) of the physics weight g(sigma) = exp(-a t) / (1 + b t) a ScoreModel starts
-    from (module docstring): b = 4 beta0, a = 4 c_f / (1 + beta0)."""
-    c_f = FUNDAMENTAL_DECAY[get_group(group).name]
-    return 4.0 * c_f / (1.0 + float(beta0)), 4.0 * max(float(beta0), 1e-3)
-
-
-def initial_physics_weight(group, beta0: float, sigma: torch.Tensor) -> torch.Tensor:
-    """g(sigma) at the ScoreModel's initial parameters (g(0) = 1)."""
-    a, b = initial_physics_parameters(group, beta0)
-    t = sigma * sigma
-    return torch.exp(-a * t) / (1.0 + b * t)
-
-
-DEFAULT_ARCH = {
-    "channels": 6,
-    "layers": 2,
-    "kernel_size": 2,
-    "loops": "plaquette",
-    "time_features": 8,
-    "hidden": 32,
-    "skip": True,
-    "sigma_data": 1.0,
-}
-
-
-class ScoreModel(nn.Module):
-    """Gauge-equivariant score model s(U, sigma) (see module docstring).
-
-    Attributes used by the sampler: ``group``, ``beta0``, ``L0``, ``sigma_min``,
-    ``sigma_max``; ``arch`` is the architecture dict (``DEFAULT_ARCH`` keys)."""
-
-    def __init__(self, group, beta0: float, L0: int, sigma_min: float, sigma_max: float, arch: dict | None = None):
-        super().__init__()
-        self.group: Group = get_group(group)
-        self.beta0, self.L0 = float(beta0), int(L0)
-        self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
-        unknown = set(arch or {}) - set(DEFAULT_ARCH)
-        if unknown:
-            raise ValueError(f"unknown architecture options {sorted(unknown)}")
-        self.arch = {**DEFAULT_ARCH, **(arch or {})}
-        a = self.arch
-        self.net = LCNN(self.group, channels=int(a["channels"]), layers=int(a["layers"]),
-                        kernel_size=int(a["kernel_size"]), loops=a["loops"],
-                        time_features=int(a["time_features"]), hidden=int(a["hidden"]))
-        self.c_f = FUNDAMENTAL_DECAY[self.group.name]
-        # g(sigma) = exp(-a t) / (1 + b t): log a, log b (see module docstring)
-        decay, kappa = initial_physics_parameters(self.group, self.beta0)
-        self.log_kappa = nn.Parameter(torch.tensor(math.log(kappa)))
-        self.log_decay = nn.Parameter(torch.tensor(math.log(decay)))
-
-    @property
-    def real_dtype(self) -> torch.dtype:
-        return self.log_kappa.dtype
-
-    def skip_weight(self, sigma: torch.Tensor) -> torch.Tensor:
-        """beta0 g(sigma), the weight of -F in the score."""
-        t = sigma * sigma
-        return self.beta0 * torch.exp(-torch.exp(self.log_decay) * t) / (1.0 + torch.exp(self.log_kappa) * t)
-
-    def c_out(self, sigma: torch.Tensor) -> torch.Tensor:
-        sd = float(self.arch["sigma_data"])
-        return sigma / (sigma * sigma + sd * sd) * torch.exp(-self.c_f * sigma * sigma)
-
-    def forward(self, U: torch.Tensor, sigma) -> torch.Tensor:
-        rdt = self.real_dtype
-        cdt = complex_dtype(rdt)
-        in_dtype = U.dtype
-        U = U.to(cdt)
-        sigma = torch.as_tensor(sigma, dtype=rdt, device=U.device)
-        if sigma.ndim == 0:
-            sigma = sigma.expand(U.shape[0])
-        out = self.net(U, sigma) * self.c_out(sigma).to(cdt).reshape(-1, 1, 1, 1, 1, 1)
-        if self.arch["skip"] and self.beta0 != 0:
-            out = out - wilson_force(self.group, U, self.skip_weight(sigma))
-        return out.to(in_dtype)
-
-    def config(self) -> dict:
-        return {"group": self.group.name, "beta0": self.beta0, "L0": self.L0,
-                "sigma_min": self.sigma_min, "sigma_max": self.sigma_max, "arch": dict(self.arch)}

@@ -51,8 +51,8 @@ import math
 import torch
 from torch import nn
 
-from .groups import Group, dagger, get_group, matmul, trace
-from .lattice import line, links, plaquettes, rectangle, shift
+from ..groups import Group, dagger, get_group, matmul, trace
+from ..lattice import line, links, plaquettes, rectangle, shift
 
 LOOP_SETS = ("plaquette", "rect")
 
