@@ -248,11 +248,12 @@ def validate_config(config: dict, schema: dict | str | Path | None = None, sourc
 
 def _semantic_errors(cfg: dict) -> list[str]:
     """Checks a schema cannot express; also normalises cfg in place."""
+    from .phi4.config import semantic_errors as phi4_errors
     from .weights.config import semantic_errors as weights_errors
 
-    errors: list[str] = weights_errors(cfg)
-    if not cfg["groups"] and "weights" not in cfg:
-        errors.append("(top level): missing required key 'groups' (or a 'weights' section)")
+    errors: list[str] = weights_errors(cfg) + phi4_errors(cfg)
+    if not cfg["groups"] and "weights" not in cfg and "phi4" not in cfg:
+        errors.append("(top level): missing required key 'groups' (or a 'weights' or 'phi4' section)")
     for gname, g in cfg["groups"].items():
         base = ("groups", gname)
         hmc = g["hmc"]
@@ -472,6 +473,10 @@ def summary(cfg: dict) -> str:
             )
     if cfg.get("weights"):
         lines.append(weights_summary(cfg))
+    if cfg.get("phi4"):
+        from .phi4.config import summary as phi4_summary
+
+        lines.append(phi4_summary(cfg))
     return "\n".join(lines)
 
 
