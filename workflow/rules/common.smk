@@ -121,6 +121,7 @@ def all_targets():
         SUMMARY_TABLE,
         *figure_files(),
         *weights_targets(),
+        *phi4_targets(),
     ]
 
 

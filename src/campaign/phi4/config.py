@@ -30,6 +30,7 @@ DSM_KEYS = ("steps", "batch_size", "lr", "sigma_min", "sigma_max", "checkpoint_e
 NET_KEYS = ("channels", "layers", "kernel_size", "c")
 SAMPLE_GRID = ("kappa", "L")
 MAX_FLOW_VOLUME = 1024  # the flow density's full V x V Jacobian (campaign.phi4.jobs)
+# campaign.phi4.figures.FIGURES (named here: the workflow reads them without matplotlib)
 FIGURES = ("phi4_histograms", "phi4_binder_chi", "phi4_correlator", "phi4_autocorrelation", "phi4_cumulants")
 
 
