@@ -72,8 +72,9 @@ def _errorbars(ax, df: pd.DataFrame, x: str, y: str, gid_prefix: str) -> None:
         st = SOURCE_STYLE[source]
         colour = L_COLOURS[sorted(df.L.unique()).index(L) % len(L_COLOURS)] if source == "hmc" else st["color"]
         yerr = part[f"{y}_err"] if f"{y}_err" in part else None
-        ax.errorbar(part[x], part[y], yerr=yerr, color=colour, marker=st["marker"], mfc=st.get("mfc", colour),
-                    ms=4, lw=0.9, capsize=2, label=_label(source, int(L)), gid=f"{gid_prefix}_{source}_L{int(L)}")
+        c = ax.errorbar(part[x], part[y], yerr=yerr, color=colour, marker=st["marker"], mfc=st.get("mfc", colour),
+                        ms=4, lw=0.9, capsize=2, label=_label(source, int(L)))
+        c.lines[0].set_gid(f"{gid_prefix}_{source}_L{int(L)}")  # the data line, read back by the tests
 
 
 def fig_binder_chi(table: pd.DataFrame) -> plt.Figure:
@@ -98,9 +99,10 @@ def fig_correlator(summaries: dict) -> plt.Figure:
                 continue
             G = summaries[(source, kappa, L)]["G"]
             st = SOURCE_STYLE[source]
-            ax.errorbar(np.arange(len(G)), [g["value"] for g in G], yerr=[g["error"] for g in G],
-                        color=st["color"], marker=st["marker"], mfc=st.get("mfc", st["color"]), ms=3.5, lw=0.8,
-                        capsize=2, label=_label(source, L), gid=f"G_{source}_k{kappa:g}_L{L}")
+            c = ax.errorbar(np.arange(len(G)), [g["value"] for g in G], yerr=[g["error"] for g in G],
+                            color=st["color"], marker=st["marker"], mfc=st.get("mfc", st["color"]), ms=3.5, lw=0.8,
+                            capsize=2, label=_label(source, L))
+            c.lines[0].set_gid(f"G_{source}_k{kappa:g}_L{L}")
         ax.set_title(rf"$\kappa={kappa:g}$, $L={L}$")
         ax.set_xlabel(r"$t$")
     axes[0][0].set_ylabel(r"$G(t)$")
@@ -131,8 +133,9 @@ def fig_cumulants(rows: pd.DataFrame, observable: str = "M") -> plt.Figure:
     for ax, n in zip(axes, CUMULANT_ORDERS):
         for direction, colour, marker in (("forward", BLUE, "s"), ("backward", VERMILLION, "o")):
             part = rows[(rows.direction == direction) & (rows.n == n)].sort_values("sigma")
-            ax.errorbar(part.sigma, part.value, yerr=part.error, color=colour, marker=marker, ms=3.5, lw=0.8,
-                        capsize=2, ls="none", label=direction, gid=f"kappa{n}_{direction}")
+            c = ax.errorbar(part.sigma, part.value, yerr=part.error, color=colour, marker=marker, ms=3.5, lw=0.8,
+                            capsize=2, ls="none", label=direction)
+            c.lines[0].set_gid(f"kappa{n}_{direction}")
         data = rows[(rows.direction == "forward") & (rows.n == n) & (rows.sigma == 0)]
         if len(data):
             s = np.geomspace(floor / 2, max(float(rows.sigma.max()), floor), 100)
