@@ -31,7 +31,6 @@ from ..cumulants import ORDERS, cumulant_summaries, forward_cumulants
 from ..errors import CampaignError
 from .observables import magnetisation, measure, summarise
 
-SCALARS = ("absM", "chi", "binder", "phi2", "M2")
 TABLE_OBSERVABLES = ("absM", "chi", "binder", "phi2", "G1", *[f"kappa_{n}" for n in ORDERS])
 PULLED = ("absM", "chi", "binder", "G1")
 
