@@ -92,6 +92,7 @@ def free_model():
     return net.requires_grad_(False)
 
 
+@pytest.mark.slow  # about 15 s on an idle core (1600 V x V flow Jacobians), over 30 s under load
 def test_diffusion_metropolis_on_the_free_field_has_the_exact_correlator(free_model):
     """lambda = 0, kappa = 0.2, L = 4: G(t) of the chain within 3 sigma of the torus propagator
     at every t; G(0) misses the exact value at kappa = 0.22 by > 5 sigma (power)."""

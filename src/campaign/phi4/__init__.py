@@ -9,14 +9,6 @@ Fields are real tensors ``(chains, *lattice)``, chain axis first like every batc
 package; ``lattice = ()`` is the one-site (0D) theory, which has no hopping term.
 """
 
+from .action import Phi4Couplings, Phi4Field, action, force, from_mass_form, to_mass_form
+
 __all__ = ["Phi4Couplings", "Phi4Field", "action", "force", "from_mass_form", "to_mass_form"]
-
-
-def __getattr__(name):
-    # lazily: campaign.phi4.config is read when every campaign config is validated, and
-    # must not pull in torch
-    if name in __all__:
-        from . import action as _action
-
-        return getattr(_action, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

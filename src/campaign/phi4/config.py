@@ -1,6 +1,6 @@
 """The ``phi4`` section of a campaign config (docs/conventions-phi4.md, "Campaign"): its
-semantic checks and the points the phi^4 stages run at.  Imports no torch (the Snakefile
-validates every config).
+semantic checks and the points the phi^4 stages run at.  Uses no torch itself (the
+package's __init__ imports it, as does the workflow's device check on a local run).
 
 Section (schema: workflow/schemas/config.schema.yaml, ``$defs/phi4``)::
 
