@@ -70,7 +70,8 @@ def _errorbars(ax, df: pd.DataFrame, x: str, y: str, gid_prefix: str) -> None:
     for (source, L), part in df.groupby(["source", "L"], sort=True):
         part = part.sort_values(x)
         st = SOURCE_STYLE[source]
-        colour = L_COLOURS[sorted(df.L.unique()).index(L) % len(L_COLOURS)] if source == "hmc" else st["color"]
+        # colour: L; marker and fill: the algorithm (HMC open squares, diffusion filled circles)
+        colour = L_COLOURS[sorted(df.L.unique()).index(L) % len(L_COLOURS)]
         yerr = part[f"{y}_err"] if f"{y}_err" in part else None
         c = ax.errorbar(part[x], part[y], yerr=yerr, color=colour, marker=st["marker"], mfc=st.get("mfc", colour),
                         ms=4, lw=0.9, capsize=2, label=_label(source, int(L)))
