@@ -257,3 +257,22 @@ def test_cumulant_rows_follow_the_ve_law_for_an_exact_gaussian_score():
     wrong = rows(1.2)
     r = wrong[(wrong.direction == "backward") & (wrong.sigma == 0) & (wrong.n == 2) & (wrong.observable == "phi0")]
     assert abs(r.value.iloc[0] - 1.0) > 4 * r.error.iloc[0]
+
+
+@pytest.mark.slow  # 16 jobs of a few seconds each
+def test_tiny_phi4_campaign_runs_end_to_end(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", PHI4_ONLY)
+    r = run_snakemake("--cores", "2", "--configfile", cfg, workdir=tmp_path, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:]
+    table = pd.read_csv(tmp_path / "results/phi4/table.csv")
+    assert sorted(zip(table.source, table.kappa, table.L)) == [
+        ("dm", 0.3, 4), ("hmc", 0.2, 4), ("hmc", 0.2, 6), ("hmc", 0.3, 4), ("hmc", 0.3, 6)]
+    dm = table[table.source == "dm"].iloc[0]
+    assert 0 < dm.acceptance <= 1 and np.isfinite(dm.pull_absM)
+    cum = pd.read_csv(tmp_path / "results/phi4/cumulants/k0.3_L4.csv")
+    assert set(cum.direction) == {"forward", "backward"} and set(cum.sigma) == {0.0, 0.5, 2.0}
+    for name in p4config.FIGURES:
+        assert (tmp_path / f"results/phi4/figures/{name}.png").stat().st_size > 0
+    # a second run has nothing to do
+    again = run_snakemake("-n", "--cores", "1", "--configfile", cfg, workdir=tmp_path)
+    assert "Nothing to be done" in again.stdout, again.stdout[-2000:]
