@@ -52,6 +52,7 @@ include: "workflow/rules/collect.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/weights.smk"
 include: "workflow/rules/complex_langevin.smk"
+include: "workflow/rules/phi4.smk"
 
 
 report: "workflow/report/workflow.rst"

@@ -72,6 +72,7 @@ def expected_counts(cfg: dict) -> dict[str, int]:
         "figures": len(figure_stems(list(cfg["groups"]))),  # one job per figure file
         "all": 1,
         **weights_counts(cfg),
+        **phi4_counts(cfg),
     }
     return {k: v for k, v in counts.items() if v}
 
@@ -89,6 +90,17 @@ def weights_counts(cfg: dict) -> dict[str, int]:
         "weights_collect": 1,
         "weights_figure": len(figure_names(cfg)),
     }
+
+
+def phi4_counts(cfg: dict) -> dict[str, int]:
+    """Jobs of the phi4 section (campaign.phi4.config), for a validated config."""
+    from campaign.phi4.config import hmc_points, model_kappas, sample_points
+
+    if not cfg.get("phi4"):
+        return {}
+    n_hmc, n_sample = len(hmc_points(cfg)), len(sample_points(cfg))
+    return {"phi4_hmc": n_hmc, "phi4_train": len(model_kappas(cfg)), "phi4_sample": n_sample,
+            "phi4_measure": n_hmc + n_sample, "phi4_collect": 1, "phi4_cumulants": 1, "phi4_figures": 1}
 
 
 def config_file(path) -> dict:

@@ -244,11 +244,12 @@ def _semantic_errors(cfg: dict) -> list[str]:
     dataclass's own); also normalises cfg in place."""
     from .samplers.settings import SampleSettings
     from .training import TrainSettings
+    from .phi4.config import semantic_errors as phi4_errors
     from .weights.config import semantic_errors as weights_errors
 
-    errors: list[str] = weights_errors(cfg)
-    if not cfg["groups"] and "weights" not in cfg:
-        errors.append("(top level): missing required key 'groups' (or a 'weights' section)")
+    errors: list[str] = weights_errors(cfg) + phi4_errors(cfg)
+    if not cfg["groups"] and not {"weights", "phi4", "complex_langevin"} & set(cfg):
+        errors.append("(top level): missing required key 'groups' (or a 'weights', 'phi4' or 'complex_langevin' section)")
     for gname, g in cfg["groups"].items():
         base = ("groups", gname)
         hmc = g["hmc"]
@@ -475,6 +476,10 @@ def summary(cfg: dict) -> str:
             )
     if cfg.get("weights"):
         lines.append(weights_summary(cfg))
+    if cfg.get("phi4"):
+        from .phi4.config import summary as phi4_summary
+
+        lines.append(phi4_summary(cfg))
     return "\n".join(lines)
 
 

@@ -120,6 +120,7 @@ def all_targets():
         *figure_files(),
         *weights_targets(),
         *cl_targets(),  # workflow/rules/complex_langevin.smk
+        *phi4_targets(),
     ]
 
 
