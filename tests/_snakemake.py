@@ -73,6 +73,7 @@ def expected_counts(cfg: dict) -> dict[str, int]:
         "all": 1,
         **weights_counts(cfg),
         **phi4_counts(cfg),
+        **cl_counts(cfg),
     }
     return {k: v for k, v in counts.items() if v}
 
@@ -101,6 +102,18 @@ def phi4_counts(cfg: dict) -> dict[str, int]:
     n_hmc, n_sample = len(hmc_points(cfg)), len(sample_points(cfg))
     return {"phi4_hmc": n_hmc, "phi4_train": len(model_kappas(cfg)), "phi4_sample": n_sample,
             "phi4_measure": n_hmc + n_sample, "phi4_collect": 1, "phi4_cumulants": 1, "phi4_figures": 1}
+
+
+def cl_counts(cfg: dict) -> dict[str, int]:
+    """Jobs of the complex_langevin section (campaign.complex_langevin.campaign), for a
+    validated config: per point and seed run -> train -> sample -> measure, figure; one table."""
+    from campaign.complex_langevin import campaign as cl_campaign
+
+    section = cfg.get("complex_langevin")
+    if not section:
+        return {}
+    n = len(cl_campaign.points(cfg)) * len(section.get("seeds", []))
+    return {"cl_run": n, "cl_train": n, "cl_sample": n, "cl_measure": n, "cl_figure": n, "cl_table": 1}
 
 
 def config_file(path) -> dict:

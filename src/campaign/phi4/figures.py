@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..figures import BLUE, FULL_WIDTH, GREEN, ORANGE, PURPLE, STYLE, VERMILLION  # noqa: E402
+from ..figures.style import BLUE, FULL_WIDTH, GREEN, ORANGE, PURPLE, STYLE, VERMILLION  # noqa: E402
 
 SOURCE_STYLE = {
     "hmc": {"label": "HMC", "color": BLUE, "marker": "s", "mfc": "white"},
