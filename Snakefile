@@ -51,7 +51,9 @@ include: "workflow/rules/sample.smk"
 include: "workflow/rules/collect.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/weights.smk"
+include: "workflow/rules/complex_langevin_functions.smk"
 include: "workflow/rules/complex_langevin.smk"
+include: "workflow/rules/phi4_functions.smk"
 include: "workflow/rules/phi4.smk"
 
 

@@ -3,6 +3,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -22,9 +23,10 @@ def gen():
     return torch.Generator().manual_seed(1234)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def one_thread():
-    """Tiny tensors: threads only add contention on a shared machine."""
+    """Tiny tensors: threads only add contention on a shared machine (module scope, so the
+    module's own module-scoped fixtures run with one thread too)."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -69,6 +71,35 @@ def finish(proc: subprocess.Popen, timeout: float = 300.0) -> str:
     """Wait for ``proc``; its stderr (the caller checks the return code)."""
     _, err = proc.communicate(timeout=timeout)
     return err
+
+
+def killed_and_resumed(run, tmp_path, kill_at: str = "batch_00001.pt", after_kill=None):
+    """A sampling job killed and resumed against an uninterrupted one: ``run(out)`` starts
+    the job; the second run is SIGKILLed once ``kill_at`` exists in its checkpoint, must leave
+    no output, passes ``after_kill(parts)``, and is resumed.  Returns (reference file, resumed
+    file, the resumed run's stderr)."""
+    ref = tmp_path / "ref.h5"
+    r = run(ref)
+    err = finish(r)
+    assert r.returncode == 0, err
+    out = tmp_path / "killed.h5"
+    parts = tmp_path / "killed.h5.parts"
+    kill_when_exists(run(out), parts / kill_at)
+    assert not out.exists(), "a killed run must not leave an output file"
+    if after_kill is not None:
+        after_kill(parts)
+    proc = run(out)
+    err = finish(proc)
+    assert proc.returncode == 0, err
+    assert "resuming with" in err
+    return ref, out, err
+
+
+def assert_same_history(a: dict, b: dict, skip=("batch_wall_s",)) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        if key not in skip:
+            assert np.array_equal(a[key], b[key], equal_nan=True), key
 
 
 # ------------------------------------------------------------------ command line

@@ -16,12 +16,7 @@ from campaign.complex_langevin.store import read_cl_ensemble, write_cl_ensemble
 from campaign.errors import CampaignError
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def free_theory(n_t, m, mu):

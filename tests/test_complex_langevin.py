@@ -17,13 +17,7 @@ from campaign.complex_langevin.store import read_cl_ensemble, write_cl_ensemble
 SIGMA = 1.0 + 1.0j
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # the step loop is dominated by per-op overhead: threads only add contention
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -63,6 +63,16 @@ def run_preempted_then_resumed(cmd: list[str], sig: int, checkpoint: Path, timeo
     return err, again.stderr.decode()
 
 
+def reference_and_preempted(base: list[str], tmp_path: Path, sig: int, checkpoint: str, suffix: str = ".h5"):
+    """An uninterrupted run of ``base`` (``ref``) and one stopped by ``sig`` and resumed (``run``);
+    ``checkpoint`` is the file or folder the stop must leave, relative to ``tmp_path``.
+    Returns (ref, out, stopped run's stderr, resumed run's stderr)."""
+    ref, out = tmp_path / f"ref{suffix}", tmp_path / f"run{suffix}"
+    subprocess.run(base + ["--out", str(ref), "--quiet"], env=_env(), check=True, capture_output=True, timeout=600)
+    stopped, resumed = run_preempted_then_resumed(base + ["--out", str(out)], sig, checkpoint=tmp_path / checkpoint)
+    return ref, out, stopped, resumed
+
+
 def assert_same_datasets(a: Path, b: Path, skip=("wall",)) -> None:
     with h5py.File(a) as A, h5py.File(b) as B:
         names: list[str] = []
@@ -125,12 +135,8 @@ def test_weights_training_stopped_by_sigterm_resumes_bit_identically(tmp_path):
     base = [sys.executable, "-m", "campaign.weights", "train", "teacher_student", "--lr", "0.05",
             "--batch-size", "4", "--steps", "4000", "--seed", "3", "--log-every", "10",
             "--checkpoint-interval", "3600"]
-    ref = tmp_path / "ref.h5"
-    subprocess.run(base + ["--out", str(ref), "--quiet"], env=_env(), check=True, capture_output=True, timeout=300)
-    out = tmp_path / "run.h5"
-    stopped, resumed = run_preempted_then_resumed(base + ["--out", str(out)], signal.SIGTERM,
-                                                  checkpoint=tmp_path / "run.h5.ckpt")
-    assert stopped.strip().splitlines()[-1].startswith("stopped: weights run.h5: SIGTERM received")
+    ref, out, stopped, resumed = reference_and_preempted(base, tmp_path, signal.SIGTERM, "run.h5.ckpt")
+    assert stopped.strip().splitlines()[-1].startswith("weights train: stopped: weights run.h5: SIGTERM received")
     assert "resuming run.h5" in resumed
     assert_same_datasets(ref, out)
 
@@ -139,11 +145,7 @@ def test_hmc_stopped_by_sigusr1_resumes_bit_identically(tmp_path):
     base = [sys.executable, "-m", "campaign.cli", "hmc", "--group", "u1", "--beta", "2", "--L", "8",
             "--n-configs", "40", "--chains", "4", "--therm", "20", "--sep", "20", "--seed", "5",
             "--checkpoint-interval", "3600", "--threads", "1"]
-    ref = tmp_path / "ref.h5"
-    subprocess.run(base + ["--out", str(ref), "--quiet"], env=_env(), check=True, capture_output=True, timeout=300)
-    out = tmp_path / "run.h5"
-    stopped, resumed = run_preempted_then_resumed(base + ["--out", str(out)], signal.SIGUSR1,
-                                                  checkpoint=tmp_path / "run.h5.parts")
+    ref, out, stopped, resumed = reference_and_preempted(base, tmp_path, signal.SIGUSR1, "run.h5.parts")
     assert stopped.strip().splitlines()[-1].startswith("campaign hmc: stopped: hmc u1 beta=2 L=8: SIGUSR1 received")
     assert "resuming at trajectory" in resumed
     assert_same_datasets(ref, out, skip=("wall", "history/time"))
@@ -159,19 +161,15 @@ def test_training_and_sampling_stopped_by_sigterm_resume_bit_identically(tmp_pat
                     "--out", str(ens), "--quiet"], env=_env(), check=True, capture_output=True, timeout=300)
     train = [sys.executable, "-m", "campaign.cli", "train", "--ensemble", str(ens), "--steps", "3000",
              "--batch-size", "2", "--channels", "2", "--layers", "1", "--seed", "4", "--checkpoint-interval", "3600"]
-    ref, out = tmp_path / "ref.pt", tmp_path / "run.pt"
-    subprocess.run(train + ["--out", str(ref), "--quiet"], env=_env(), check=True, capture_output=True, timeout=600)
-    stopped, resumed = run_preempted_then_resumed(train + ["--out", str(out)], signal.SIGTERM,
-                                                  checkpoint=tmp_path / "run.pt.parts" / "train_state.pt")
+    ref, out, stopped, _ = reference_and_preempted(train, tmp_path, signal.SIGTERM, "run.pt.parts/train_state.pt",
+                                                   suffix=".pt")
     assert "campaign train: stopped: train: SIGTERM received" in stopped
     a, b = torch.load(ref, weights_only=False)["state_dict"], torch.load(out, weights_only=False)["state_dict"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
     sample = [sys.executable, "-m", "campaign.cli", "sample", "--model", str(ref), "--beta", "1.5", "--L", "4",
               "--n-samples", "400", "--batch", "4", "--n-levels", "10", "--pilot-chains", "4", "--seed", "6"]
-    sref, sout = tmp_path / "ref_s.h5", tmp_path / "run_s.h5"
-    subprocess.run(sample + ["--out", str(sref), "--quiet"], env=_env(), check=True, capture_output=True, timeout=600)
-    stopped, _ = run_preempted_then_resumed(sample + ["--out", str(sout)], signal.SIGTERM,
-                                            checkpoint=tmp_path / "run_s.h5.parts" / "batch_00000.pt")
+    sref, sout, stopped, _ = reference_and_preempted(sample, tmp_path, signal.SIGTERM, "run_s.h5.parts/batch_00000.pt",
+                                                     suffix="_s.h5")
     assert "SIGTERM received after batch" in stopped
     assert_same_datasets(sref, sout)

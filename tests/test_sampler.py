@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from conftest import WrongBetaScore, finish, kill_when_exists, start_script
+from conftest import WrongBetaScore, assert_same_history, finish, killed_and_resumed, start_script
 from scipy import integrate, special, stats
 
 from campaign import exact, io
@@ -489,29 +489,17 @@ def _run_script(tmp_path, out, tail=300):
 
 
 def test_killed_sampler_resumes_to_identical_file(tmp_path):
-    ref = tmp_path / "ref.h5"
-    r = _run_script(tmp_path, ref)
-    err = finish(r)
-    assert r.returncode == 0, err
+    def some_batches_done(parts):
+        done = sorted(p.name for p in parts.glob("batch_*.pt"))
+        assert "batch_00001.pt" in done and len(done) < 4
 
-    out = tmp_path / "killed.h5"
+    ref, out, _ = killed_and_resumed(lambda o: _run_script(tmp_path, o), tmp_path, after_kill=some_batches_done)
     parts = tmp_path / "killed.h5.parts"
-    kill_when_exists(_run_script(tmp_path, out), parts / "batch_00001.pt")
-    assert not out.exists(), "a killed run must not leave an output file"
-    done = sorted(p.name for p in parts.glob("batch_*.pt"))
-    assert "batch_00001.pt" in done and len(done) < 4
-
-    proc = _run_script(tmp_path, out)
-    err = finish(proc)
-    assert proc.returncode == 0, err
-    assert "resuming with" in err
     assert not parts.exists()
     a, b = io.read_ensemble(ref), io.read_ensemble(out)
     assert torch.equal(a.links, b.links)
     assert np.array_equal(a.chain, b.chain) and np.array_equal(a.step, b.step)
-    for key in a.history:
-        if key != "batch_wall_s":
-            assert np.array_equal(a.history[key], b.history[key], equal_nan=True), key
+    assert_same_history(a.history, b.history)
 
     # a checkpoint from other settings is refused with one clear message (the finished
     # output is removed first: it is never overwritten without --force)

@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from conftest import WrongBetaScore, finish, kill_when_exists, start_script
+from conftest import WrongBetaScore, assert_same_history, killed_and_resumed, start_script
 
 from campaign import exact, io
 from campaign.analysis import measure_file
@@ -215,20 +215,11 @@ def _run(tmp_path, out):
 
 
 def test_killed_smc_job_resumes_to_identical_file(tmp_path):
-    ref = tmp_path / "ref.h5"
-    r = _run(tmp_path, ref)
-    err = finish(r)
-    assert r.returncode == 0, err
-    out = tmp_path / "killed.h5"
-    parts = tmp_path / "killed.h5.parts"
-    kill_when_exists(_run(tmp_path, out), parts / "batch_00001.pt")
-    assert not out.exists() and (parts / "pilot.pt").exists()
-    proc = _run(tmp_path, out)
-    err = finish(proc)
-    assert proc.returncode == 0, err
-    assert "resuming with" in err and "pilot:" not in err  # the pilot is not rerun
+    def pilot_kept(parts):
+        assert (parts / "pilot.pt").exists()
+
+    ref, out, err = killed_and_resumed(lambda o: _run(tmp_path, o), tmp_path, after_kill=pilot_kept)
+    assert "pilot:" not in err  # the pilot is not rerun
     a, b = io.read_ensemble(ref), io.read_ensemble(out)
     assert torch.equal(a.links, b.links) and np.array_equal(a.log_weights, b.log_weights)
-    for key in a.history:
-        if key != "batch_wall_s":
-            assert np.array_equal(a.history[key], b.history[key], equal_nan=True), key
+    assert_same_history(a.history, b.history)

@@ -30,14 +30,7 @@ from campaign.weights.training import checkpoint_path, train_run
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These matrices are tiny: one thread is fastest, and several threads on a loaded
-    2-core machine were ten times slower (as the workflow's jobs, runs use one thread)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _ratio(a: dict, b: dict) -> tuple[float, float]:

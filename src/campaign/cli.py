@@ -475,19 +475,22 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     runtime.setup(getattr(args, "threads", None), getattr(args, "compile_cache", None))
+    return run_command(f"campaign {args.command}", args.func, args)
+
+
+def run_command(label: str, func, *args) -> int:
+    """Run one command: what a user can cause ends as one line on stderr and an exit code
+    (1: error, EXIT_PREEMPTED: stopped by the scheduler with a checkpoint, 130: Ctrl-C)."""
     try:
-        return args.func(args)
+        return func(*args) or 0
     except Preempted as exc:
-        print(f"campaign {args.command}: stopped: {exc}", file=sys.stderr)
+        print(f"{label}: stopped: {exc}", file=sys.stderr)
         return EXIT_PREEMPTED
-    except CampaignError as exc:
-        print(f"campaign {args.command}: error: {exc}", file=sys.stderr)
-        return 1
-    except (ValueError, NotImplementedError) as exc:
-        print(f"campaign {args.command}: error: {exc}", file=sys.stderr)
+    except (CampaignError, ValueError, NotImplementedError) as exc:
+        print(f"{label}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"campaign {args.command}: interrupted", file=sys.stderr)
+        print(f"{label}: interrupted", file=sys.stderr)
         return 130
 
 

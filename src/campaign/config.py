@@ -135,6 +135,7 @@ def load_config_file(path: str | Path) -> dict:
 
 
 # ------------------------------------------------------------------ schema errors
+_BOUNDS = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
 _TYPE_WORDS = {
     "integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
     "object": "a mapping", "array": "a list", "null": "null",
@@ -167,21 +168,13 @@ def _format_schema_error(err) -> str:
     if kind == "required":
         missing = [k for k in arg if not (isinstance(value, dict) and k in value)]
         return f"{where}: missing required key {', '.join(repr(k) for k in missing)}"
-    if kind == "minimum":
-        return f"{where}: must be >= {arg}, got {value}"
-    if kind == "exclusiveMinimum":
-        return f"{where}: must be > {arg}, got {value}"
-    if kind == "maximum":
-        return f"{where}: must be <= {arg}, got {value}"
-    if kind == "exclusiveMaximum":
-        return f"{where}: must be < {arg}, got {value}"
+    if kind in _BOUNDS:
+        return f"{where}: must be {_BOUNDS[kind]} {arg}, got {value}"
     if kind == "enum":
         return f"{where}: must be one of {', '.join(map(str, arg))}, got {value!r}"
     if kind == "pattern":
         return f"{where}: {value!r} does not match the pattern {arg}"
-    if kind == "minItems":
-        return f"{where}: needs at least {arg} entr{'y' if arg == 1 else 'ies'}"
-    if kind == "minProperties":
+    if kind in ("minItems", "minProperties"):
         return f"{where}: needs at least {arg} entr{'y' if arg == 1 else 'ies'}"
     if kind == "uniqueItems":
         return f"{where}: entries must be distinct, got {value}"
@@ -369,15 +362,10 @@ class Point:
 
 
 @dataclass(frozen=True)
-class SamplePoint:
-    group: str
-    model: str
-    beta: float
-    L: int
+class SamplePoint(Point):
+    """A target point of one model (the model's name: its training beta0 and L0)."""
 
-    @property
-    def b(self) -> str:
-        return format_beta(self.beta)
+    model: str
 
 
 def _point_settings(section: dict, beta, L) -> dict:
@@ -436,7 +424,7 @@ def sample_points(cfg: dict) -> list[SamplePoint]:
         for m in grp["models"]:
             for b in grp["sample"]["beta"]:
                 for L in grp["sample"]["L"]:
-                    out.append(SamplePoint(g, m["name"], b, L))
+                    out.append(SamplePoint(g, b, L, model=m["name"]))
     return out
 
 

@@ -12,11 +12,8 @@ Only argument parsing lives here; user errors are one line on stderr and exit st
 from __future__ import annotations
 
 import argparse
-import sys
 
-from ..cli import OneLineParser, nonnegative_float, positive_int
-from ..errors import CampaignError
-from ..preemption import EXIT_PREEMPTED, Preempted
+from ..cli import OneLineParser, nonnegative_float, positive_int, run_command
 
 
 def _setting(text: str):
@@ -83,39 +80,36 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    try:
-        if args.command == "train":
-            import torch
+    return run_command(f"weights {args.command}", _run, args)
 
-            from .training import train_run
 
-            torch.set_num_threads(args.threads)
-            out = train_run(
-                args.out, args.model, lr=args.lr, batch_size=args.batch_size, steps=args.steps, seed=args.seed,
-                log_every=args.log_every, settings=dict(args.set), optimizer=args.optimizer, device=args.device,
-                dtype=args.dtype, checkpoint_interval=args.checkpoint_interval, resume=args.resume,
-                progress=not args.quiet,
-            )
-            print(out)
-        elif args.command == "spectra":
-            from .analysis import analyse_model
+def _run(args) -> int:
+    if args.command == "train":
+        import torch
 
-            analyse_model(args.runs, args.json, args.hist, stationary_fraction=args.stationary_fraction,
-                          n_blocks=args.n_blocks)
-        elif args.command == "table":
-            from .analysis import write_points_table
+        from .training import train_run
 
-            write_points_table(args.summaries, args.out)
-        else:
-            from .figures import make_figure
+        torch.set_num_threads(args.threads)
+        out = train_run(
+            args.out, args.model, lr=args.lr, batch_size=args.batch_size, steps=args.steps, seed=args.seed,
+            log_every=args.log_every, settings=dict(args.set), optimizer=args.optimizer, device=args.device,
+            dtype=args.dtype, checkpoint_interval=args.checkpoint_interval, resume=args.resume,
+            progress=not args.quiet,
+        )
+        print(out)
+    elif args.command == "spectra":
+        from .analysis import analyse_model
 
-            make_figure(args.name, args.out, table=args.table, hists=args.hists, summaries=args.summaries)
-    except Preempted as exc:
-        print(f"stopped: {exc}", file=sys.stderr)
-        return EXIT_PREEMPTED
-    except CampaignError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        analyse_model(args.runs, args.json, args.hist, stationary_fraction=args.stationary_fraction,
+                      n_blocks=args.n_blocks)
+    elif args.command == "table":
+        from .analysis import write_points_table
+
+        write_points_table(args.summaries, args.out)
+    else:
+        from .figures import make_figure
+
+        make_figure(args.name, args.out, table=args.table, hists=args.hists, summaries=args.summaries)
     return 0
 
 
