@@ -208,14 +208,13 @@ def generate_ensemble(
     settings.validate()
     from .bounds import check_beta, check_memory, check_time, hmc_memory_bytes, hmc_seconds_at_least
 
+    N = get_group(settings.group).N
     check_beta(settings.beta, force)
     check_time(f"hmc with {settings.chains} chains of L={settings.L} and {settings.total_trajectories} trajectories",
-               hmc_seconds_at_least(get_group(settings.group).N, settings.L, settings.chains,
-                                    settings.total_trajectories,
+               hmc_seconds_at_least(N, settings.L, settings.chains, settings.total_trajectories,
                                     force_evaluations(settings.integrator, settings.n_leapfrog or 1)), force)
     check_memory(f"hmc with {settings.chains} chains of L={settings.L} and {settings.n_configs} configurations",
-                 hmc_memory_bytes(get_group(settings.group).N, settings.L, settings.chains, settings.n_configs,
-                                  settings.dtype), force)
+                 hmc_memory_bytes(N, settings.L, settings.chains, settings.n_configs, settings.dtype), force)
     out = Path(out)
     torch_device = resolve_device(settings.device)
     fingerprint = {k: v for k, v in asdict(settings).items() if k != "device"}

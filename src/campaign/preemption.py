@@ -42,6 +42,14 @@ def stop_requested() -> str | None:
     return _received[0] if _received else None
 
 
+def stop_if_requested(label: str, detail: str = "") -> None:
+    """Call right after a checkpoint is written: raises ``Preempted`` when a stop signal
+    arrived (``detail`` says where the job stopped)."""
+    name = stop_requested()
+    if name is not None:
+        raise Preempted(f"{label}: {name} received{detail}; checkpoint written, run the same command again to resume")
+
+
 def _handler(signum, frame) -> None:
     if not _received:
         _received.append(signal.Signals(signum).name)
@@ -81,7 +89,4 @@ class CheckpointClock:
 
     def written(self) -> None:
         self.last = time.monotonic()
-        name = stop_requested()
-        if name is not None:
-            raise Preempted(f"{self.label}: {name} received; checkpoint written, "
-                            "run the same command again to resume")
+        stop_if_requested(self.label)

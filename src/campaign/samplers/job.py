@@ -26,7 +26,7 @@ from ..device import real_dtype, resolve_device
 from ..errors import CampaignError
 from ..groups import complex_dtype
 from ..jobs import ResumableJob
-from ..preemption import Preempted, stop_requested
+from ..preemption import stop_if_requested
 from ..progress import Progress
 from ..stats import kish_ess
 from .maala import TAIL_Q_CHANGED_WARN, run_maala_batch
@@ -119,9 +119,8 @@ def _sample(model, out: Path, s: SampleSettings, info: dict, dev, job: Resumable
         io.save_torch_atomic(part, parts / f"batch_{b:05d}.pt")
         results[b] = part
         bar.update((b + 1) * per_batch, f"batch {b + 1}/{len(sizes)} {note}", force=True)
-        if len(results) < len(sizes) and stop_requested():
-            raise Preempted(f"{label}: {stop_requested()} received after batch {b + 1}/{len(sizes)}, "
-                            "which is saved; run the same command again to resume")
+        if len(results) < len(sizes):  # every batch is a checkpoint
+            stop_if_requested(label, f" after batch {b + 1}/{len(sizes)}")
 
     if s.method == "smc":
         links, chain, step, history, summary, datasets = _assemble_smc(s, sizes, results, path)
