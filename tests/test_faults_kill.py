@@ -1,0 +1,99 @@
+"""Fault injection with real processes (issue 14): ``kill -9`` of ``campaign hmc``,
+``train`` and ``sample`` while they remove their finished checkpoint, and the orphan that
+a killed snakemake leaves running.  The kill lands where the test wants it through the
+test hold of ``campaign.jobs`` (``CAMPAIGN_TEST_HOLD=STEP:FILE``: wait at STEP while FILE
+exists).  Kills at checkpoint writes are in test_reliability.py (hmc), test_training.py
+and test_sampler.py; simulated kills during cleanup in test_faults.py."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_faults import TINY_HMC_ARGS, _same_output, haar_file, model_file
+
+from campaign import cli, io, jobs
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def command(kind, tmp_path, out) -> list[str]:
+    """One tiny CLI job of each kind, checkpointing at every chance it gets."""
+    if kind == "hmc":
+        return [*TINY_HMC_ARGS, "--checkpoint-interval", "1e-9", "--out", str(out)]
+    if kind == "train":
+        ens = tmp_path / "ens.h5"
+        if not ens.exists():
+            haar_file(ens)
+        return ["train", "--ensemble", str(ens), "--out", str(out), "--steps", "4", "--batch-size", "2",
+                "--channels", "2", "--layers", "1", "--seed", "1", "--checkpoint-interval", "0", "--quiet"]
+    model = tmp_path / "model.pt"
+    if not model.exists():
+        model_file(model)
+    return ["sample", "--model", str(model), "--out", str(out), "--beta", "1", "--L", "4", "--n-samples", "4",
+            "--method", "maala", "--n-levels", "3", "--steps-per-level", "1", "--tail-steps", "2",
+            "--batch", "2", "--seed", "2", "--quiet"]
+
+
+def held_process(args, hold: Path, step: str, **popen) -> subprocess.Popen:
+    """Start ``args`` with the test hold at ``step``; returns once it waits there."""
+    hold.parent.mkdir(exist_ok=True)
+    hold.touch()
+    env = {**os.environ, jobs.TEST_HOLD_ENV: f"{step}:{hold}", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **popen)
+    reached = Path(f"{hold}.reached")
+    deadline = time.monotonic() + 120
+    while not reached.exists():
+        assert proc.poll() is None, f"ended before {step}: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, f"never reached {step}"
+        time.sleep(0.02)
+    return proc
+
+
+def one_line_refusal(capsys, rc) -> str:
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and len(err.splitlines()) == 1 and "error" in err, err
+    return err
+
+
+@pytest.mark.parametrize("kind", ["hmc", "train", "sample"])
+@pytest.mark.parametrize("step", ["before-rename", "before-delete"])
+def test_kill_9_during_cleanup(tmp_path, capsys, kind, step):
+    suffix = ".pt" if kind == "train" else ".h5"
+    ref, out = tmp_path / f"ref{suffix}", tmp_path / f"k{suffix}"
+    assert cli.main(command(kind, tmp_path, ref)) == 0
+    proc = held_process([sys.executable, "-m", "campaign.cli", *command(kind, tmp_path, out)],
+                        tmp_path / "hold" / "file", step)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    parts, lock = jobs.parts_dir(out), jobs.lock_path(out)
+    trash = list(tmp_path.glob(f".{out.name}.parts.trash.*"))
+    assert out.exists() and lock.exists()
+    if step == "before-rename":
+        assert (parts / jobs.FINGERPRINT_FILE).exists() and not trash
+    else:  # renamed away whole: no half checkpoint under the checkpoint's name
+        assert not parts.exists() and len(trash) == 1
+    _same_output(kind, ref, out)
+    finished = out.read_bytes()
+
+    # the same command again: refused with one line, the finished output untouched, the
+    # killed run's lock file and trash gone
+    capsys.readouterr()
+    err = one_line_refusal(capsys, cli.main(command(kind, tmp_path, out)))
+    assert "exists already" in err
+    assert out.read_bytes() == finished
+    assert not lock.exists() and not list(tmp_path.glob(f".{out.name}.*"))
+    assert parts.exists() == (step == "before-rename")  # a whole checkpoint is kept (for --force)
+
+    # snakemake sees the job as incomplete: it deletes the output and reruns the job, which
+    # resumes from the checkpoint or starts afresh, and writes the same file
+    out.unlink()
+    assert cli.main(command(kind, tmp_path, out)) == 0
+    _same_output(kind, ref, out)
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("k", ".k")))
+    assert left == [out.name], f"left behind: {left}"
