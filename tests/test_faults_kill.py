@@ -97,3 +97,68 @@ def test_kill_9_during_cleanup(tmp_path, capsys, kind, step):
     _same_output(kind, ref, out)
     left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("k", ".k")))
     assert left == [out.name], f"left behind: {left}"
+
+
+# ------------------------------------------------------- the orphan of a killed snakemake
+ENSEMBLE = "results/ensembles/u1/hmc_b1_L4.h5"
+ORPHAN_CONFIG = {"seed": 11, "device": "cpu", "checkpoint_interval": 1e-9,
+                 "groups": {"u1": {"hmc": {"beta": [1.0], "L": [4], "n_configs": 16, "chains": 2, "therm": 5,
+                                           "sep": 1}}}}
+
+
+def alive(pid: int) -> bool:
+    """``pid`` runs (an orphan is not our child: a zombie left unreaped counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow  # five snakemake runs: about 55 s on two busy cores
+@pytest.mark.timeout(600)
+def test_orphan_of_a_killed_snakemake_is_harmless(tmp_path):
+    from _snakemake import SNAKEFILE, run_snakemake, write_config
+
+    cfg = write_config(tmp_path / "tiny.yaml", ORPHAN_CONFIG)
+    smk = [ENSEMBLE, "--cores", "1", "--configfile", cfg]  # --configfile takes every name after it
+    ref_dir, work = tmp_path / "ref", tmp_path / "work"
+    ref_dir.mkdir(), work.mkdir()
+
+    def snakemake(where):
+        return [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(where), *map(str, smk)]
+
+    # the uninterrupted run, meanwhile
+    reference = subprocess.Popen(snakemake(ref_dir), cwd=ref_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True)
+    # the driver is killed while its HMC job runs (held at its start, lock taken)
+    driver = held_process(snakemake(work), tmp_path / "hold" / "file", "started", cwd=work, start_new_session=True)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    out, log = work / ENSEMBLE, work / "logs/hmc/u1/b1_L4.log"
+    orphan = int(jobs.lock_path(out).read_text().split()[0])
+    assert orphan != driver.pid and alive(orphan)
+    try:
+        # unlock and rerun while the orphan lives: the duplicate job fails at once, one line
+        assert run_snakemake(*smk[1:], "--unlock", workdir=work).returncode == 0
+        res = run_snakemake(*smk, workdir=work)
+        assert res.returncode != 0, res.stdout[-3000:]
+        errors = [line for line in log.read_text().splitlines() if "error" in line]
+        assert errors == [f"hmc: error: output {ENSEMBLE} is being written by another run (pid {orphan} on host "
+                          f"{socket.gethostname()}); wait for it or stop it (lock {ENSEMBLE}.lock)"], log.read_text()
+        assert "Traceback" not in log.read_text() and alive(orphan) and not out.exists()
+    finally:
+        (tmp_path / "hold" / "file").unlink()  # the orphan goes on
+    deadline = time.monotonic() + 120
+    while alive(orphan) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(orphan)
+
+    # the orphan's ensemble is an uninterrupted run's; the rerun keeps or remakes it
+    log_text, _ = reference.communicate(timeout=300)
+    assert reference.returncode == 0, log_text[-3000:]
+    _same_output("hmc", ref_dir / ENSEMBLE, out)
+    res = run_snakemake(*smk, workdir=work)
+    assert res.returncode == 0, res.stdout[-3000:]
+    _same_output("hmc", ref_dir / ENSEMBLE, out)
+    left = sorted(p.name for p in out.parent.iterdir())
+    assert left == [out.name], f"left behind: {left}"

@@ -22,10 +22,28 @@ def start(snakemake) -> None:
         os.close(fd)
         sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
         sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+    one_line_errors(snakemake.rule)
     import torch
 
     torch.set_num_threads(max(1, int(snakemake.threads)))
     print(job_header(snakemake), flush=True)
+
+
+def one_line_errors(rule: str) -> None:
+    """A user error (``campaign.errors.CampaignError``: a bad input, an output locked by
+    another run, ...) ends the job with one line in its log, as on the command line; any
+    other exception keeps its traceback.  The exit status stays 1."""
+    from campaign.errors import CampaignError
+
+    default = sys.excepthook
+
+    def hook(kind, exc, tb):
+        if issubclass(kind, CampaignError):
+            print(f"{rule}: error: {exc}", file=sys.stderr, flush=True)
+        else:
+            default(kind, exc, tb)
+
+    sys.excepthook = hook
 
 
 def uses_device(snakemake) -> bool:
