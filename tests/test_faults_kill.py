@@ -1,9 +1,10 @@
 """Fault injection with real processes (issue 14): ``kill -9`` of ``campaign hmc``,
-``train`` and ``sample`` while they remove their finished checkpoint, and the orphan that
-a killed snakemake leaves running.  The kill lands where the test wants it through the
-test hold of ``campaign.jobs`` (``CAMPAIGN_TEST_HOLD=STEP:FILE``: wait at STEP while FILE
-exists).  Kills at checkpoint writes are in test_reliability.py (hmc), test_training.py
-and test_sampler.py; simulated kills during cleanup in test_faults.py."""
+``train`` and ``sample`` at a checkpoint write and while they remove their finished
+checkpoint, and the orphan that a killed snakemake leaves running.  Each kill lands where
+the test wants it through the test hold ``CAMPAIGN_TEST_HOLD=STEP:FILE`` (wait at STEP
+while FILE exists; ``campaign.io.hold_for_test``).  Timed kills after a checkpoint are also
+in test_reliability.py (hmc), test_training.py and test_sampler.py; simulated kills during
+cleanup in test_faults.py."""
 
 import os
 import signal
@@ -43,7 +44,7 @@ def held_process(args, hold: Path, step: str, **popen) -> subprocess.Popen:
     """Start ``args`` with the test hold at ``step``; returns once it waits there."""
     hold.parent.mkdir(exist_ok=True)
     hold.touch()
-    env = {**os.environ, jobs.TEST_HOLD_ENV: f"{step}:{hold}", "OMP_NUM_THREADS": "1",
+    env = {**os.environ, io.TEST_HOLD_ENV: f"{step}:{hold}", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **popen)
     reached = Path(f"{hold}.reached")
@@ -59,6 +60,29 @@ def one_line_refusal(capsys, rc) -> str:
     err = capsys.readouterr().err.strip()
     assert rc != 0 and len(err.splitlines()) == 1 and "error" in err, err
     return err
+
+
+# the checkpoint file each job is killed writing (in full in its temporary file, not yet in
+# place): HMC's first state (its first part is in place), training's first state, the
+# sampler's second batch
+CHECKPOINT_WRITE = {"hmc": "write-state.pt", "train": "write-train_state.pt", "sample": "write-batch_00001.pt"}
+
+
+@pytest.mark.parametrize("kind", ["hmc", "train", "sample"])
+def test_kill_9_at_a_checkpoint_write(tmp_path, kind):
+    suffix = ".pt" if kind == "train" else ".h5"
+    ref, out = tmp_path / f"ref{suffix}", tmp_path / f"k{suffix}"
+    assert cli.main(command(kind, tmp_path, ref)) == 0
+    proc = held_process([sys.executable, "-m", "campaign.cli", *command(kind, tmp_path, out)],
+                        tmp_path / "hold" / "file", CHECKPOINT_WRITE[kind])
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    name = CHECKPOINT_WRITE[kind].removeprefix("write-")
+    assert not out.exists() and list(jobs.parts_dir(out).glob(f".{name}.*.tmp")), "not killed mid-write"
+    assert cli.main(command(kind, tmp_path, out)) == 0
+    _same_output(kind, ref, out)
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("k", ".k")))
+    assert left == [out.name], f"left behind: {left}"
 
 
 @pytest.mark.parametrize("kind", ["hmc", "train", "sample"])

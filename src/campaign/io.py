@@ -25,6 +25,7 @@ import platform
 import socket
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,25 @@ class EnsembleFileError(CampaignError):
 
 
 # ------------------------------------------------------------------ atomic writes
+# fault-injection tests only (tests/test_faults_kill.py): "STEP:FILE" makes a job wait at
+# STEP (e.g. "write-state.pt", campaign.jobs' "before-delete") while FILE exists, so a test
+# can kill -9 it there, or keep it alive as an orphan, at a moment it chooses
+TEST_HOLD_ENV = "CAMPAIGN_TEST_HOLD"
+
+
+def hold_for_test(step: str) -> None:
+    """Wait here while the file named by ``CAMPAIGN_TEST_HOLD=STEP:FILE`` exists, after
+    creating ``FILE.reached`` (ten minutes at most: a forgotten test process must not hang)."""
+    spec = os.environ.get(TEST_HOLD_ENV, "")
+    if not spec.startswith(step + ":"):
+        return
+    hold = Path(spec[len(step) + 1:])
+    Path(f"{hold}.reached").touch()
+    deadline = time.monotonic() + 600
+    while hold.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     """Yield a temporary path beside ``path``; move it into place only on success, so a
@@ -63,6 +83,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     os.umask(umask)
     try:
         yield Path(tmp)
+        hold_for_test(f"write-{path.name}")  # written in full, not yet in place
         # mkstemp creates 0600; outputs are shared with other users and jobs
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)

@@ -36,17 +36,13 @@ import shutil
 import socket
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from .errors import CampaignError
+from .io import hold_for_test
 from .preemption import stop_signals
 
 FINGERPRINT_FILE = "fingerprint.json"
-# fault-injection tests only (tests/test_faults_kill.py): "STEP:FILE" makes a job wait at
-# STEP ("started", "before-rename", "before-delete") while FILE exists, so a test can
-# kill -9 it there, or keep it alive as an orphan, at a moment it chooses
-TEST_HOLD_ENV = "CAMPAIGN_TEST_HOLD"
 # lock files this process holds: POSIX (fcntl) locks belong to a process, so a second job on
 # the same output inside one process would otherwise be granted the lock again
 _HELD: set[str] = set()
@@ -157,19 +153,6 @@ def _sweep_temporaries(out: Path, parts: Path) -> None:
                         entry.unlink()
 
 
-def _test_hold(step: str) -> None:
-    """Wait here while the file named by ``CAMPAIGN_TEST_HOLD=STEP:FILE`` exists, after
-    creating ``FILE.reached`` (at most ten minutes: a forgotten test process must not hang)."""
-    spec = os.environ.get(TEST_HOLD_ENV, "")
-    if not spec.startswith(step + ":"):
-        return
-    hold = Path(spec[len(step) + 1:])
-    Path(f"{hold}.reached").touch()
-    deadline = time.monotonic() + 600
-    while hold.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-
-
 def remove_tree_atomically(folder: Path, out: Path) -> None:
     """Rename ``folder`` away (one atomic step), then delete it: a kill in between leaves
     a hidden ``.NAME.parts.trash.PID`` that the next run sweeps, never a half checkpoint."""
@@ -179,7 +162,7 @@ def remove_tree_atomically(folder: Path, out: Path) -> None:
     if trash.exists():
         shutil.rmtree(trash)
     os.replace(folder, trash)
-    _test_hold("before-delete")
+    hold_for_test("before-delete")
     shutil.rmtree(trash, ignore_errors=True)
 
 
@@ -222,7 +205,7 @@ class ResumableJob:
             self._signals.__exit__(None, None, None)
             self.lock.release()
             raise
-        _test_hold("started")
+        hold_for_test("started")
         return self
 
     def __exit__(self, *exc) -> None:
@@ -279,5 +262,5 @@ class ResumableJob:
 
     def finish(self) -> None:
         """The output is complete: remove the checkpoint (atomically)."""
-        _test_hold("before-rename")
+        hold_for_test("before-rename")
         remove_tree_atomically(self.parts, self.out)
