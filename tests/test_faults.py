@@ -434,3 +434,23 @@ def test_config_negative_zero_beta_is_zero():
     u1["hmc"]["beta"] = [-0.0, 1, 2, 3]
     checked = validate_config(cfg)
     assert str(checked["groups"]["u1"]["hmc"]["beta"][0]) == "0.0"
+
+
+def test_model_with_non_finite_scores_is_refused(tmp_path, capsys):
+    """Finite weights whose scores overflow (as a diverged run that stopped short of NaN)."""
+    path = model_file(tmp_path / "big.pt")
+    obj = torch.load(path, weights_only=False)
+    obj["state_dict"] = {k: v * 1e30 if k.startswith("net.") else v for k, v in obj["state_dict"].items()}
+    torch.save(obj, path)
+    err = one_line_error(capsys, cli.main(["sample", "--model", str(path), "--out", str(tmp_path / "s.h5"),
+                                           "--beta", "1", "--L", "4", "--n-samples", "2", "--quiet"]))
+    assert "gives non-finite scores" in err and not (tmp_path / "s.h5").exists()
+
+
+def test_diverging_training_is_one_line_and_writes_no_model(tmp_path, capsys):
+    ens = haar_file(tmp_path / "ens.h5")
+    err = one_line_error(capsys, cli.main(["train", "--ensemble", str(ens), "--out", str(tmp_path / "m.pt"),
+                                           "--steps", "40", "--batch-size", "2", "--channels", "2", "--layers", "1",
+                                           "--lr", "1e10", "--quiet"]))
+    assert "training diverged" in err and "smaller --lr" in err
+    assert not (tmp_path / "m.pt").exists()
