@@ -454,3 +454,12 @@ def test_diverging_training_is_one_line_and_writes_no_model(tmp_path, capsys):
                                            "--lr", "1e10", "--quiet"]))
     assert "training diverged" in err and "smaller --lr" in err
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_config_override_errors_name_the_override(tmp_path):
+    from _snakemake import run_snakemake
+
+    res = run_snakemake("-n", "--config", "seed=-5", workdir=tmp_path)
+    assert res.returncode != 0
+    assert "config.yaml, --config seed=-5):" in res.stdout and "seed: must be >= 0, got -5" in res.stdout, res.stdout
+    assert "Traceback" not in res.stdout
