@@ -186,3 +186,19 @@ def test_orphan_of_a_killed_snakemake_is_harmless(tmp_path):
     _same_output("hmc", ref_dir / ENSEMBLE, out)
     left = sorted(p.name for p in out.parent.iterdir())
     assert left == [out.name], f"left behind: {left}"
+
+
+@pytest.mark.parametrize("exc, one_line", [("CampaignError('output x.h5 exists already')", True),
+                                           ("ValueError('a bug')", False)])
+def test_workflow_job_reports_a_user_error_as_one_line(exc, one_line):
+    scripts = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
+    code = (f"import sys; sys.path.insert(0, {str(scripts)!r})\n"
+            "from _common import one_line_errors\nfrom campaign.errors import CampaignError\n"
+            f"one_line_errors('hmc')\nraise {exc}\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert res.returncode == 1
+    if one_line:
+        assert res.stderr == "hmc: error: output x.h5 exists already\n"
+    else:
+        assert "Traceback" in res.stderr and "ValueError: a bug" in res.stderr
