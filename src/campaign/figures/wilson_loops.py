@@ -134,3 +134,16 @@ def fig_wilson_loops(df: pd.DataFrame, L: int | None, exact_curves: bool = True)
                              lambda g, L, beta: rf"{GROUP_LABEL.get(g, g)},  $\beta = {_fmt_beta(beta)}$")
     fig.text(0.012, 1.0 - 0.04 / height, f"$L = {L}$", ha="left", va="top", fontsize=9.5)
     return fig
+
+
+def fig_wilson_loops_all_L(df: pd.DataFrame, exact_curves: bool = True):
+    """The Wilson-loop panels of every lattice size: one row (or more) per (group, L)."""
+    title = "Wilson loops vs area, every L"
+    w = df[df["observable"].astype(str).str.match(LOOP_RE)]
+    w = w[np.isfinite(w["value"])]
+    if not len(w):
+        return _no_data(title, "no Wilson-loop measurements", FULL_WIDTH)
+    rows = [(g, int(L)) for g in _group_order(w["group"]) for L in sorted({int(v) for v in w.loc[w["group"] == g, "L"]})]
+    fig, _ = _loop_grid(w, rows, exact_curves,
+                        lambda g, L, beta: rf"{GROUP_LABEL.get(g, g)},  $L = {L}$,  $\beta = {_fmt_beta(beta)}$")
+    return fig
