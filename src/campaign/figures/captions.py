@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from ..stats import S_TAU
+from .plaquette_history_histogram import HISTORY_CHAINS, HISTORY_MAX
+from .q_autocorrelation import N_BETAS
 from .style import GROUP_LABEL, GROUP_ORDER, TOPOLOGICAL
 
 # ---------------------------------------------------------------------- captions
@@ -47,23 +50,25 @@ def captions(L: int | None = None, groups=GROUP_ORDER) -> dict[str, str]:
             "the importance weights at each level, after reweighting and before resampling (dotted: "
             "the resampling threshold). Middle: Metropolis acceptance of the level's moves (dotted: "
             "the target the pilot tunes to). Right: the tuned step size. Lines: mean over the SMC "
-            "batches; bands: the middle half of the batches (quartiles). Dashed curves (MAALA, where it ran) have no "
-            "weights and so no ESS."
+            "batches; bands: the middle half of the batches (quartiles). Dashed curves (MAALA, where "
+            "it ran) have no weights and so no ESS."
         ),
         "plaquette_history_histogram": (
             f"The plaquette W(1x1) at the largest coupling with data ({at_L}), one row per group. "
             "Left: normalised histograms of W(1x1) for HMC and the diffusion model (the exact "
-            "sampler's samples with their importance weights; each on its own bins); the black line is the exact "
-            "expectation value. Right: Monte Carlo history of W(1x1) along the HMC chains, one after "
-            "the other (up to 8 chains, 2000 configurations in all), with the exact value."
+            "sampler's samples with their importance weights), each on its own bins; the black line "
+            "is the exact expectation value. Right: Monte Carlo history of W(1x1) along the HMC "
+            f"chains, one after the other (up to {HISTORY_CHAINS} chains, {HISTORY_MAX} "
+            "configurations in all), with the exact value."
         ),
         "q_autocorrelation": (
             "Normalised autocorrelation function rho(t) of the topological charge Q against the lag "
-            "t (in stored configurations) for the HMC chains at the largest couplings, one panel per "
-            "group and L, from the Gamma method over the chains as replicas (the analysis behind the "
-            "table's tau_int; bands: error of rho). Lower panels: tau_int(W) summed up to the window "
-            "W; the dotted lines mark the automatic window W (S = 2) and the dots tau_int, the value "
-            "in the table (at W with Wolff's bias correction, so slightly above the curve). A chain that never changes Q gives no autocorrelation."
+            f"t (in stored configurations) for the HMC chains at the {N_BETAS} largest couplings, one "
+            "panel per group and L, from the Gamma method over the chains as replicas (the analysis "
+            "behind the table's tau_int; bands: error of rho). Lower panels: tau_int(W) summed up to "
+            f"the window W; the dotted lines mark the automatic window (S = {S_TAU:g}) and the dots "
+            "the table's tau_int, which carries Wolff's bias correction (1 + (2W+1)/N)/(1 + 1/N) and "
+            "so lies above the curve. A run whose chains never change Q has no autocorrelation."
         ),
         "diffusion_sampler": (
             "The exact diffusion sampler (importance-weighted SMC along the model's noise levels) "

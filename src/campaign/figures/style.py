@@ -126,8 +126,8 @@ def _errorbar(ax, x, y, yerr, st: dict, label=None, **kw):
 
 
 def _pull_axes(ax, pulls):
-    """Pull panel: +-1 band, +-2 lines, symmetric limits of at least 3; at most five labelled
-    ticks (the panel is short)."""
+    """Pull panel: +-1 band, +-2 lines, symmetric limits of at least 3; a few labelled ticks,
+    none at the edges (the panel is short, and the panel above has its own labels)."""
     ax.axhspan(-1, 1, color="0.9", lw=0, zorder=0)
     for v in (-2, 2):
         ax.axhline(v, color="0.6", ls=":", lw=0.6, zorder=0)
@@ -137,9 +137,12 @@ def _pull_axes(ax, pulls):
     m = max(3.2, float(np.max(np.abs(pulls))) * 1.2 + 1.0) if len(pulls) else 3.2
     ax.set_ylim(-m, m)
     if m < 6:
-        ax.yaxis.set_major_locator(matplotlib.ticker.MultipleLocator(2))
+        locator = matplotlib.ticker.MultipleLocator(2)
     else:
-        ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=3, symmetric=True, integer=True))
+        locator = matplotlib.ticker.MaxNLocator(nbins=3, symmetric=True, integer=True)
+    ticks = [t for t in locator.tick_values(-m, m) if abs(t) <= m]
+    inner = [t for t in ticks if abs(t) <= 0.8 * m]  # a label at the top edge meets the panel above
+    ax.yaxis.set_major_locator(matplotlib.ticker.FixedLocator(inner if len(inner) >= 3 else ticks))
     ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
 
 

@@ -143,7 +143,7 @@ def fig_wilson_loops_all_L(df: pd.DataFrame, exact_curves: bool = True):
     w = w[np.isfinite(w["value"])]
     if not len(w):
         return _no_data(title, "no Wilson-loop measurements", FULL_WIDTH)
-    rows = [(g, int(L)) for g in _group_order(w["group"]) for L in sorted({int(v) for v in w.loc[w["group"] == g, "L"]})]
+    rows = [(g, L) for g in _group_order(w["group"]) for L in sorted({int(v) for v in w.loc[w["group"] == g, "L"]})]
     fig, _ = _loop_grid(w, rows, exact_curves,
                         lambda g, L, beta: rf"{GROUP_LABEL.get(g, g)},  $L = {L}$,  $\beta = {_fmt_beta(beta)}$")
     return fig
