@@ -17,6 +17,7 @@ from .data import _PerConfig
 from .style import FULL_WIDTH, GROUP_LABEL, TOPOLOGICAL, _beta_colours, _fmt_beta, _group_order, _no_data
 
 N_BETAS = 3  # the largest couplings shown per (group, L)
+MAX_COLUMNS = 3  # panels per row
 
 
 @dataclass
@@ -89,12 +90,17 @@ def fig_q_autocorrelation(df: pd.DataFrame, per_config: _PerConfig):
     panels = _acf_panels(df, per_config)
     if not panels:
         return _no_data(title, "no HMC per-configuration tables with Q (U(1)/U(2))", FULL_WIDTH)
-    ncols = len(panels)
+    ncols = min(MAX_COLUMNS, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
     width = FULL_WIDTH if ncols >= 2 else FULL_WIDTH * 0.55
-    fig, axes = plt.subplots(2, ncols, figsize=(width, 3.7), squeeze=False, sharex="col",
-                             gridspec_kw={"hspace": 0.0, "wspace": 0.3, "height_ratios": (1.4, 1)})
+    height = 3.5 * nrows + 0.2
+    outer = plt.figure(figsize=(width, height)).add_gridspec(nrows, ncols, hspace=0.3, wspace=0.3,
+                                                             top=1 - 0.25 / height, bottom=0.45 / height)
+    fig = outer.figure
     for j, (g, L, runs) in enumerate(panels):
-        ax, axt = axes[0][j], axes[1][j]
+        inner = outer[j // ncols, j % ncols].subgridspec(2, 1, hspace=0.0, height_ratios=(1.4, 1))
+        ax = fig.add_subplot(inner[0])
+        axt = fig.add_subplot(inner[1], sharex=ax)
         colour = _beta_colours(b for b, _ in runs)
         xmax, low = 5.0, 0.0
         for beta, t in runs:
@@ -107,14 +113,14 @@ def fig_q_autocorrelation(df: pd.DataFrame, per_config: _PerConfig):
             xmax, low = max(xmax, shown), min(low, rho_min)
         ax.axhline(0, color="black", lw=0.6, zorder=0)
         ax.set_xlim(0, xmax)
-        ax.set_ylim(min(-0.25, low - 0.08), 1.25)
+        ax.set_ylim(min(-0.3, low - 0.08), 1.25)  # no tick label at the edge it shares with tau_int(W)
         ax.set_title(rf"{GROUP_LABEL.get(g, g)},  $L = {L}$,  HMC", loc="left", pad=3)
         ax.legend(loc="upper right", fontsize=6.3, handlelength=1.2)
         ax.tick_params(labelbottom=False)
-        axt.set_ylim(bottom=0)
+        axt.set_ylim(0, axt.get_ylim()[1] * 1.12)
         axt.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True, nbins=5))
         axt.set_xlabel("lag $t$ [stored configurations]")
-        if j == 0:
+        if j % ncols == 0:
             ax.set_ylabel(r"$\rho_Q(t)$")
             axt.set_ylabel(r"$\tau_\mathrm{int}(W)$")
     return fig
