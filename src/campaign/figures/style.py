@@ -177,7 +177,9 @@ def _beta_colours(betas) -> dict:
     """Couplings on a sequential scale (light: small beta, dark: large)."""
     betas = sorted(set(betas))
     cmap = matplotlib.colormaps["viridis"]
-    return {b: cmap(0.85 * (1 - i / max(1, len(betas) - 1))) for i, b in enumerate(betas)}
+    if len(betas) == 1:
+        return {betas[0]: cmap(0.4)}  # one coupling: a colour that reads on white
+    return {b: cmap(0.85 * (1 - i / (len(betas) - 1))) for i, b in enumerate(betas)}
 
 
 def _open(st: dict, colour) -> dict:
