@@ -24,19 +24,10 @@ NEEDS_LOSS = ("training_loss",)
 NEEDS_NO_TABLE = ("training_loss",)
 
 
-def captions(L: int | None = None, groups=GROUP_ORDER) -> dict[str, str]:
-    """Caption text per figure stem (``beta_extrapolation_<g>`` for each group)."""
-    at_L = f"L = {L}" if L is not None else "one lattice size"
-    exact = "Black lines: exact finite-torus results from the character expansion."
-    out = {
-        "wilson_loops": (
-            f"Wilson loops W(R,T) against the loop area RT at {at_L}; rows: gauge groups, "
-            "columns: couplings beta. HMC (open squares) and the diffusion model (filled circles: "
-            "exact importance-weighted SMC; open diamonds: the papers' MAALA, approximate); loops "
-            f"not significantly above zero (W < 2 sigma) are "
-            f"left out of the upper panels. {exact} Lower panels: pulls (value - exact)/error of "
-            "every loop; the shaded band is +-1, the dotted lines +-2."
-        ),
+def _every_L_and_history_captions(at_L: str, exact: str) -> dict[str, str]:
+    """Captions of the Wilson loops at every L, the W(1x1) histories, the autocorrelation of Q
+    and the sampler per noise level."""
+    return {
         "wilson_loops_all_L": (
             "Wilson loops W(R,T) against the loop area RT at every lattice size of the campaign; one "
             "row (or more) per gauge group and L, columns: couplings beta, so that a column compares "
@@ -70,6 +61,22 @@ def captions(L: int | None = None, groups=GROUP_ORDER) -> dict[str, str]:
             "the table's tau_int, which carries Wolff's bias correction (1 + (2W+1)/N)/(1 + 1/N) and "
             "so lies above the curve. A run whose chains never change Q has no autocorrelation."
         ),
+    }
+
+
+def captions(L: int | None = None, groups=GROUP_ORDER) -> dict[str, str]:
+    """Caption text per figure stem (``beta_extrapolation_<g>`` for each group)."""
+    at_L = f"L = {L}" if L is not None else "one lattice size"
+    exact = "Black lines: exact finite-torus results from the character expansion."
+    out = {
+        "wilson_loops": (
+            f"Wilson loops W(R,T) against the loop area RT at {at_L}; rows: gauge groups, "
+            "columns: couplings beta. HMC (open squares) and the diffusion model (filled circles: "
+            "exact importance-weighted SMC; open diamonds: the papers' MAALA, approximate); loops "
+            f"not significantly above zero (W < 2 sigma) are "
+            f"left out of the upper panels. {exact} Lower panels: pulls (value - exact)/error of "
+            "every loop; the shaded band is +-1, the dotted lines +-2."
+        ),
         "diffusion_sampler": (
             "The exact diffusion sampler (importance-weighted SMC along the model's noise levels) "
             "against the target coupling beta, one curve per lattice size L, one column per group; "
@@ -99,6 +106,7 @@ def captions(L: int | None = None, groups=GROUP_ORDER) -> dict[str, str]:
             "(thin: raw, thick: running mean)."
         ),
     }
+    out.update(_every_L_and_history_captions(at_L, exact))
     for g in groups:
         topo = " and the topological susceptibility chi_t = <Q^2>/V" if g in TOPOLOGICAL else ""
         out[f"beta_extrapolation_{g}"] = (
