@@ -395,7 +395,9 @@ def test_captions_and_choose_L(fixture):
     df = fixture[0]
     caps = captions(8)
     assert {"wilson_loops", "diffusion_sampler", "topology", "autocorrelation_cost", "training_loss",
-            "beta_extrapolation_u1", "beta_extrapolation_su2", "beta_extrapolation_u2"} <= set(caps)
+            "beta_extrapolation_u1", "beta_extrapolation_su2", "beta_extrapolation_u2", "wilson_loops_all_L",
+            "plaquette_history_histogram", "q_autocorrelation", "diffusion_sampler_levels"} <= set(caps)
+    assert set(figs.figure_stems(["u1", "su2", "u2"])) <= set(caps)  # every file has its caption
     assert all(len(c) > 40 for c in caps.values())
     assert choose_L(df) == 16  # ties between L = 8 and 16 go to the larger
     assert choose_L(df[df.L == 8]) == 8
@@ -432,3 +434,208 @@ def test_q_distribution_uses_importance_weights():
     t = pd.DataFrame({"Q": [0, 0, 0, 1], "log_weight": np.log([1.0, 1.0, 1.0, 3.0])})
     assert np.allclose(_q_distribution(t, edges), [0, 0, 0.5, 0.5, 0])
     assert np.allclose(_q_distribution(t.drop(columns="log_weight"), edges), [0, 0, 0.75, 0.25, 0])
+
+
+# ------------------------------------------------------- the figures of issue 17
+def _wilson_panels(fig):
+    """(group, L, beta, values axes, pulls axes) of each panel of the every-L figure."""
+    labels = {v: k for k, v in figs.GROUP_LABEL.items()}
+    for ax, axp in zip(fig.axes[0::2], fig.axes[1::2]):
+        label, L, beta = ax.get_title().split(",  ")
+        yield labels[label], int(L.strip("$").split("=")[1]), float(beta.strip("$").split("=")[1]), ax, axp
+
+
+def _check_wilson_all_L(fig, df):
+    for g, L, beta, ax, axp in _wilson_panels(fig):
+        s = df[(df.group == g) & (df.beta == beta) & (df.L == L) & df.observable.str.startswith("W_")]
+        shown = s[(s.value > 0) & (s.value > 2 * s.error)]
+        assert _panel_points(ax) == sorted(round(v, 9) for v in shown.value), (g, L, beta)
+        assert _panel_points(axp) == sorted(round(p, 9) for p in (s.value - s.exact) / s.error), (g, L, beta)
+
+
+def test_wilson_loops_every_L_plots_the_table(fixture):
+    """One row per (group, L), one panel per beta: the table's significant loops and every pull."""
+    import matplotlib.pyplot as plt
+
+    from campaign.figures.data import _load_table
+
+    df = _load_table(fixture[0])
+    fig = figs.fig_wilson_loops_all_L(df, exact_curves=False)
+    panels = [(g, L, b) for g, L, b, *_ in _wilson_panels(fig)]
+    assert sorted(panels) == sorted((g, L, b) for g in ("u1", "su2", "u2") for L in (8, 16) for b in (1.0, 4.0))
+    _check_wilson_all_L(fig, df)
+    with pytest.raises(AssertionError):  # power: the volumes swapped
+        _check_wilson_all_L(fig, df.assign(L=df.L.map({8: 16, 16: 8})))
+    plt.close(fig)
+
+
+def _w11_tables(fixture, rng):
+    """Per-configuration tables at beta = 4, L = 16 with W_1x1: HMC (4 chains, chain-minor
+    order) and the exact sampler (importance weights), for U(1) and SU(2)."""
+    tables = {}
+    for g in ("u1", "su2"):
+        n = 400
+        tables[(g, "hmc", 4.0, 16)] = pd.DataFrame({
+            "config": np.arange(n), "chain": np.tile(np.arange(4), n // 4), "step": np.repeat(np.arange(n // 4), 4),
+            "W_1x1": 0.8 + 0.01 * rng.normal(size=n)})
+        tables[(g, "smc", 4.0, 16)] = pd.DataFrame({
+            "config": np.arange(200), "chain": np.arange(200), "step": 0, "W_1x1": 0.79 + 0.02 * rng.normal(size=200),
+            "log_weight": rng.normal(size=200), "weight_block": np.repeat(np.arange(8), 25)})
+    return tables
+
+
+def _check_w11(fig, df, tables):
+    """Histograms: the tables' (weighted) densities on the drawn bins; the exact line: the
+    table's exact W(1x1); the history: the HMC chains one after the other."""
+    import matplotlib.patches
+
+    from campaign.figures.plaquette_history_histogram import HISTORY_MAX
+
+    for r, g in enumerate(("u1", "su2")):
+        ah, at = fig.axes[2 * r], fig.axes[2 * r + 1]
+        assert ah.get_title(loc="left").startswith(figs.GROUP_LABEL[g] + ",")
+        exact = df[(df.group == g) & (df.observable == "W_1x1") & (df.beta == 4.0) & (df.L == 16)].exact.iloc[0]
+        (line,) = [ln for ln in ah.get_lines() if ln.get_label() == "exact"]
+        assert np.allclose(line.get_xdata(), exact, rtol=1e-12)
+        steps = [p for p in ah.patches if isinstance(p, matplotlib.patches.StepPatch)]
+        assert len(steps) == 2
+        for patch, alg in zip(steps, ("hmc", "smc")):
+            t = tables[(g, alg, 4.0, 16)]
+            values, edges = patch.get_data().values, patch.get_data().edges
+            w = np.exp(t.log_weight - t.log_weight.max()) if "log_weight" in t else None
+            want, _ = np.histogram(t.W_1x1, bins=edges, weights=w, density=True)
+            assert np.allclose(values, want, rtol=1e-12), (g, alg)
+        hmc = tables[(g, "hmc", 4.0, 16)].sort_values(["chain", "step"])
+        share = HISTORY_MAX // 4
+        want = np.concatenate([c.W_1x1.to_numpy()[:share] for _, c in hmc.groupby("chain")])
+        drawn = np.concatenate([ln.get_ydata() for ln in at.get_lines() if len(ln.get_xdata()) > 2])
+        assert np.array_equal(drawn, want), g
+
+
+def test_plaquette_history_histogram_plots_the_tables(fixture):
+    import matplotlib.pyplot as plt
+
+    from campaign.figures.data import _load_table, _PerConfig
+
+    df = _load_table(fixture[0])
+    tables = _w11_tables(fixture, np.random.default_rng(5))
+    fig = figs.fig_plaquette_history_histogram(df, _PerConfig(tables), 16)
+    assert len(fig.axes) == 4  # U(2) has no table with W_1x1 here
+    _check_w11(fig, df, tables)
+    # power: the exact sampler's samples without their weights are another distribution
+    unweighted = {k: (v.drop(columns="log_weight") if "log_weight" in v else v) for k, v in tables.items()}
+    with pytest.raises(AssertionError):
+        _check_w11(fig, df, unweighted)
+    plt.close(fig)
+
+
+def _ar1_chains(phi: float, n_chains: int, n: int, rng) -> pd.DataFrame:
+    """Q of ``n_chains`` AR(1) chains (autocorrelation phi^t), chain-minor storage."""
+    q = np.zeros((n, n_chains))
+    for i in range(1, n):
+        q[i] = phi * q[i - 1] + rng.normal(size=n_chains)
+    return pd.DataFrame({"config": np.arange(n * n_chains), "chain": np.tile(np.arange(n_chains), n),
+                         "step": np.repeat(np.arange(n), n_chains), "Q": q.ravel()})
+
+
+def _direct_rho(table: pd.DataFrame, n_lags: int) -> np.ndarray:
+    """Normalised autocorrelation, each chain about its own mean, summed over the chains."""
+    chains = [c.sort_values("step").Q.to_numpy() for _, c in table.groupby("chain")]
+    d = [x - x.mean() for x in chains]
+    gamma = np.array([sum(np.dot(x[: len(x) - t], x[t:]) for x in d) / sum(len(x) - t for x in d)
+                      for t in range(n_lags)])
+    return gamma / gamma[0]
+
+
+def _check_acf(fig, tables):
+    """rho(t) of each beta equals the direct sum over the chains; the dot on tau_int(W) is
+    the table's tau_int (stats.chain_summary) at the marked window."""
+    from campaign.stats import chain_summary
+
+    ax, axt = fig.axes[0], fig.axes[1]
+    rho_lines = [ln for ln in ax.get_lines() if len(ln.get_xdata()) > 2]
+    dots = [ln for ln in axt.get_lines() if len(ln.get_xdata()) == 1]
+    assert len(rho_lines) == len(dots) == len(tables)
+    for (beta, t), rho, dot in zip(sorted(tables.items()), rho_lines, dots):
+        y = np.asarray(rho.get_ydata(), float)
+        assert np.allclose(y, _direct_rho(t, len(y)), rtol=0, atol=1e-12), beta
+        ordered = t.sort_values(["chain", "step"])
+        summary = chain_summary([c.Q.to_numpy(float) for _, c in ordered.groupby("chain")])
+        assert np.isclose(dot.get_ydata()[0], summary["tau_int"], rtol=1e-12), beta
+        assert rf"\beta = {beta:g}" in rho.get_label() and f"W = {int(dot.get_xdata()[0])}" in rho.get_label()
+
+
+def test_q_autocorrelation_is_the_gamma_method_of_the_chains(fixture):
+    import matplotlib.pyplot as plt
+
+    from campaign.figures.data import _load_table, _PerConfig
+
+    df = _load_table(fixture[0])
+    df = df[(df.group == "u1") & (df.L == 16)]
+    rng = np.random.default_rng(7)
+    tables = {1.0: _ar1_chains(0.3, 4, 300, rng), 4.0: _ar1_chains(0.9, 4, 300, rng)}
+    fig = figs.fig_q_autocorrelation(df, _PerConfig({("u1", "hmc", b, 16): t for b, t in tables.items()}))
+    assert len(fig.axes) == 2
+    _check_acf(fig, tables)
+    rho = {ln.get_label(): np.asarray(ln.get_ydata()) for ln in fig.axes[0].get_lines() if len(ln.get_xdata()) > 2}
+    assert [round(r[1], 1) for r in rho.values()] == [0.3, 0.9]  # the AR(1) coefficients, by eye
+    with pytest.raises(AssertionError):  # power: the two couplings' chains swapped
+        _check_acf(fig, {1.0: tables[4.0], 4.0: tables[1.0]})
+    plt.close(fig)
+
+
+def _write_sample_file(path: Path, beta: float, L: int, rng, n_levels: int = 30, n_batches: int = 3) -> dict:
+    """A small U(1) sample file of the exact sampler with a level history."""
+    from campaign.io import write_ensemble
+
+    theta = rng.uniform(-np.pi, np.pi, size=(4, 2, L, L, 1, 1))
+    history = {
+        "level_sigma": np.geomspace(2.0, 0.01, n_levels), "level_beta": np.linspace(0, beta, n_levels),
+        "level_eps": 0.1 * np.geomspace(1, 0.05, n_levels) / beta,
+        "level_ess": rng.uniform(0.5, 1.0, size=(n_levels, n_batches)),
+        "level_acceptance": rng.uniform(0.4, 0.8, size=(n_levels, n_batches)),
+    }
+    attrs = {"group": "u1", "beta": beta, "L": L, "algorithm": "smc", "method": "smc",
+             "resample_ess": 0.5, "target_acceptance": 0.6}
+    write_ensemble(path, np.exp(1j * theta), attrs, history=history, datasets={"log_weights": rng.normal(size=4)})
+    return history
+
+
+def _check_levels(fig, histories):
+    """Per (L) row: ESS/N and acceptance are the batch means per level, the step size the
+    file's level_eps, all against the file's noise levels."""
+    axes = np.asarray(fig.axes).reshape(-1, 3)
+    for (beta, L), h in histories.items():
+        r = sorted({k[1] for k in histories}).index(L)
+        for ax, key in zip(axes[r], ("level_ess", "level_acceptance", "level_eps")):
+            want = h[key].mean(axis=-1) if h[key].ndim == 2 else h[key]
+            (line,) = [ln for ln in ax.get_lines() if ln.get_label() == rf"$\beta = {beta:g}$"]
+            assert np.array_equal(line.get_xdata(), h["level_sigma"]), (beta, L, key)
+            assert np.allclose(line.get_ydata(), want, rtol=1e-12), (beta, L, key)
+
+
+def test_diffusion_sampler_levels_plots_the_sample_histories(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from campaign.figures.data import _sample_histories
+
+    rng = np.random.default_rng(3)
+    histories, paths = {}, []
+    for beta, L in ((1.0, 4), (3.0, 4), (3.0, 6)):
+        paths.append(tmp_path / f"b{beta:g}_L{L}.h5")
+        histories[(beta, L)] = _write_sample_file(paths[-1], beta, L, rng)
+    entries = _sample_histories(pd.DataFrame(), paths)
+    fig = figs.fig_diffusion_sampler_levels(entries)
+    assert len(fig.axes) == 2 * 3  # rows L = 4, 6; ESS/N, acceptance, step size
+    _check_levels(fig, histories)
+    with pytest.raises(AssertionError):  # power: the couplings' files swapped
+        _check_levels(fig, {(1.0, 4): histories[(3.0, 4)], (3.0, 4): histories[(1.0, 4)],
+                            (3.0, 6): histories[(3.0, 6)]})
+    plt.close(fig)
+    # through make_figures, which finds the files in the table's `file` column
+    table = pd.DataFrame([{"group": "u1", "algorithm": "smc", "beta": b, "L": L, "observable": "ess_per_sample",
+                           "value": 0.5, "file": str(p)} for (b, L), p in zip(histories, paths)])
+    out = make_figures(table, tmp_path / "figs", formats=("png",), only="diffusion_sampler_levels",
+                       exact_curves=False)
+    assert [p.name for p in out["diffusion_sampler_levels"]] == ["diffusion_sampler_levels.png"]
+    assert "noise level" in (tmp_path / "figs" / "diffusion_sampler_levels.rst").read_text()

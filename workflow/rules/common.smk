@@ -283,17 +283,19 @@ def figure_files():
 
 
 def figure_inputs(w):
-    """What one figure reads: the campaign table, and the per-configuration tables (topology)
-    or the training loss logs (training_loss) where it draws them."""
-    from campaign.figures import NEEDS_LOSS, NEEDS_NO_TABLE, NEEDS_PER_CONFIG
+    """What one figure reads: the campaign table, and the per-configuration tables, the
+    diffusion sample files (their level history) or the training loss logs where it draws them."""
+    from campaign.figures import NEEDS_LOSS, NEEDS_NO_TABLE, NEEDS_PER_CONFIG, NEEDS_SAMPLES
 
-    inputs = {"per_config": [], "loss": []}
+    inputs = {"per_config": [], "loss": [], "samples": []}
     if w.figure not in NEEDS_NO_TABLE:
         inputs["table"] = SUMMARY_TABLE
     if w.figure in NEEDS_PER_CONFIG:
         inputs["per_config"] = measure_files(MEASURE_TABLE)
     if w.figure in NEEDS_LOSS:
         inputs["loss"] = model_files(LOSS)
+    if w.figure in NEEDS_SAMPLES:
+        inputs["samples"] = sample_files()
     return inputs
 
 

@@ -14,6 +14,7 @@ make_figures(
     Path(snakemake.output.pdf).parent,  # noqa: F821
     per_config_tables=list(inp.per_config),
     loss_logs=list(inp.loss),
+    sample_files=list(inp.samples),
     groups=snakemake.params.groups,  # noqa: F821
     only=snakemake.wildcards.figure,  # noqa: F821
 )

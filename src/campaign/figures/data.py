@@ -167,3 +167,34 @@ def _dense_betas(betas, beta0s) -> tuple:
     lo, hi = min(pts), max(pts)
     pad = 0.05 * (hi - lo if hi > lo else max(hi, 1.0))
     return tuple(np.linspace(max(1e-3, lo - pad), hi + pad, 40).round(6))
+
+
+# ------------------------------------------------------------ sample-file histories
+def _sample_histories(df: pd.DataFrame, sample_files=None) -> list[dict]:
+    """The ``history`` group and attributes of the diffusion sample files: ``sample_files``
+    (paths), or (None) the table's ``file`` column of its diffusion rows where that file exists.
+    Each entry: {group, beta, L, method, history, attrs}; unreadable files are skipped with a
+    warning (the figure says what is missing)."""
+    from ..errors import CampaignError
+    from ..io import read_ensemble
+
+    if sample_files is None:
+        rows = df[df["algorithm"].isin(DIFFUSION)] if len(df) else df
+        paths = [p for p in dict.fromkeys(rows.get("file", pd.Series(dtype=str)))
+                 if isinstance(p, str) and Path(p).exists()]
+    else:
+        paths = list(sample_files)
+    out = []
+    for p in paths:
+        try:
+            ens = read_ensemble(p, load_links=False)
+        except CampaignError as exc:
+            warnings.warn(f"sample file skipped: {exc}")
+            continue
+        a = ens.attrs
+        if "level_sigma" not in ens.history:
+            continue  # an HMC ensemble: no annealing levels
+        out.append({"group": str(a["group"]).lower(), "beta": float(a["beta"]), "L": int(a["L"]),
+                    "method": str(a.get("method", a.get("algorithm", "smc"))).lower(),
+                    "history": ens.history, "attrs": a, "path": str(p)})
+    return sorted(out, key=lambda e: (e["group"], e["L"], e["beta"]))

@@ -9,12 +9,15 @@ import matplotlib.pyplot as plt
 from .autocorrelation_cost import fig_autocorrelation_cost
 from .beta_extrapolation import fig_beta_extrapolation
 from .captions import _caption_rst, captions
-from .data import _load_table, _PerConfig, choose_L
+from .data import _load_table, _PerConfig, _sample_histories, choose_L
 from .diffusion_sampler import fig_diffusion_sampler
+from .diffusion_sampler_levels import fig_diffusion_sampler_levels
+from .plaquette_history_histogram import fig_plaquette_history_histogram
+from .q_autocorrelation import fig_q_autocorrelation
 from .style import GROUP_ORDER, STYLE, _group_order, _no_data, _save
 from .topology import fig_topology
 from .training_loss import fig_training_loss
-from .wilson_loops import fig_wilson_loops
+from .wilson_loops import fig_wilson_loops, fig_wilson_loops_all_L
 
 
 def make_figures(
@@ -29,13 +32,16 @@ def make_figures(
     formats=("pdf", "png"),
     write_captions: bool = True,
     only=None,
+    sample_files=None,
 ) -> dict[str, list[Path]]:
     """Write every figure into ``outdir``; returns {figure name: [paths]} (module doc).
 
     ``L``: lattice size of the single-L figures (default ``choose_L``); ``groups``: groups
     that get a ``beta_extrapolation_<g>`` figure (default: those in the table);
     ``exact_curves``: compute dense exact curves with campaign.exact; ``only``: draw just
-    these stems (``figure_stems``), e.g. one figure as a Snakemake target."""
+    these stems (``figure_stems``), e.g. one figure as a Snakemake target; ``sample_files``:
+    the diffusion sample files whose level history is drawn (None: the table's ``file``
+    column)."""
     if only is not None:
         only = {only} if isinstance(only, str) else set(only)
     outdir = Path(outdir)
@@ -60,6 +66,7 @@ def make_figures(
 
     with plt.rc_context(STYLE):
         emit("wilson_loops", "wilson_loops", lambda: fig_wilson_loops(df, L, exact_curves))
+        emit("wilson_loops_all_L", "wilson_loops_all_L", lambda: fig_wilson_loops_all_L(df, exact_curves))
         if groups:
             for g in groups:
                 emit("beta_extrapolation", f"beta_extrapolation_{g}",
@@ -68,7 +75,12 @@ def make_figures(
             caps["beta_extrapolation"] = "Extrapolation in beta (no data yet)."
             emit("beta_extrapolation", "beta_extrapolation", lambda: _no_data("Extrapolation in beta", "empty table"))
         emit("diffusion_sampler", "diffusion_sampler", lambda: fig_diffusion_sampler(df))
+        emit("diffusion_sampler_levels", "diffusion_sampler_levels",
+             lambda: fig_diffusion_sampler_levels(_sample_histories(df, sample_files)))
         emit("topology", "topology", lambda: fig_topology(df, per_config, L))
+        emit("plaquette_history_histogram", "plaquette_history_histogram",
+             lambda: fig_plaquette_history_histogram(df, per_config, L))
         emit("autocorrelation_cost", "autocorrelation_cost", lambda: fig_autocorrelation_cost(df))
+        emit("q_autocorrelation", "q_autocorrelation", lambda: fig_q_autocorrelation(df, per_config))
         emit("training_loss", "training_loss", lambda: fig_training_loss(loss_logs))
     return out

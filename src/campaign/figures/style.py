@@ -13,8 +13,8 @@ import numpy as np
 from ..theories import THEORIES, THEORY_NAMES, topological_names
 
 FIGURES = (
-    "wilson_loops", "beta_extrapolation", "diffusion_sampler", "topology",
-    "autocorrelation_cost", "training_loss",
+    "wilson_loops", "wilson_loops_all_L", "beta_extrapolation", "diffusion_sampler", "diffusion_sampler_levels",
+    "topology", "plaquette_history_histogram", "autocorrelation_cost", "q_autocorrelation", "training_loss",
 )
 # from the theory registry: its order, printed names and which theories have a charge Q
 GROUP_ORDER = THEORY_NAMES
@@ -126,7 +126,8 @@ def _errorbar(ax, x, y, yerr, st: dict, label=None, **kw):
 
 
 def _pull_axes(ax, pulls):
-    """Pull panel: +-1 band, +-2 lines, symmetric limits of at least 3."""
+    """Pull panel: +-1 band, +-2 lines, symmetric limits of at least 3; a few labelled ticks,
+    none at the edges (the panel is short, and the panel above has its own labels)."""
     ax.axhspan(-1, 1, color="0.9", lw=0, zorder=0)
     for v in (-2, 2):
         ax.axhline(v, color="0.6", ls=":", lw=0.6, zorder=0)
@@ -135,11 +136,13 @@ def _pull_axes(ax, pulls):
     pulls = np.asarray([p for p in pulls if np.isfinite(p)])
     m = max(3.2, float(np.max(np.abs(pulls))) * 1.2 + 1.0) if len(pulls) else 3.2
     ax.set_ylim(-m, m)
-    step = 2 if m < 6 else (5 if m < 15 else None)
-    if step:
-        ax.yaxis.set_major_locator(matplotlib.ticker.MultipleLocator(step))
+    if m < 6:
+        locator = matplotlib.ticker.MultipleLocator(2)
     else:
-        ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=3, symmetric=True, integer=True))
+        locator = matplotlib.ticker.MaxNLocator(nbins=3, symmetric=True, integer=True)
+    ticks = [t for t in locator.tick_values(-m, m) if abs(t) <= m]
+    inner = [t for t in ticks if abs(t) <= 0.8 * m]  # a label at the top edge meets the panel above
+    ax.yaxis.set_major_locator(matplotlib.ticker.FixedLocator(inner if len(inner) >= 3 else ticks))
     ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
 
 
@@ -168,6 +171,15 @@ def _mark_beta0(ax, beta0s, label=True):
 
 def _L_colours(Ls) -> dict:
     return {L: L_COLOURS[i % len(L_COLOURS)] for i, L in enumerate(sorted(Ls))}
+
+
+def _beta_colours(betas) -> dict:
+    """Couplings on a sequential scale (light: small beta, dark: large)."""
+    betas = sorted(set(betas))
+    cmap = matplotlib.colormaps["viridis"]
+    if len(betas) == 1:
+        return {betas[0]: cmap(0.4)}  # one coupling: a colour that reads on white
+    return {b: cmap(0.85 * (1 - i / (len(betas) - 1))) for i, b in enumerate(betas)}
 
 
 def _open(st: dict, colour) -> dict:

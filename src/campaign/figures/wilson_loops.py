@@ -26,16 +26,16 @@ from .style import (
 )
 
 
-def _slots(w: pd.DataFrame, order: list) -> tuple[list, int, int]:
-    """(row, column, group, beta) per panel: one row (or more, if many couplings) per group,
-    couplings along the row; and the grid size."""
-    betas = {g: sorted({float(b) for b in w.loc[w["group"] == g, "beta"]}) for g in order}
+def _slots(w: pd.DataFrame, rows: list) -> tuple[list, int, int]:
+    """(row, column, group, L, beta) per panel: one row (or more, if many couplings) per
+    (group, L) of ``rows``, couplings along the row; and the grid size."""
+    betas = {(g, L): sorted({float(b) for b in w.loc[(w["group"] == g) & (w["L"] == L), "beta"]}) for g, L in rows}
     ncols = min(5, max(len(b) for b in betas.values()))
     slots, row = [], 0
-    for g in order:
-        for k, b in enumerate(betas[g]):
-            slots.append((row + k // ncols, k % ncols, g, b))
-        row += math.ceil(len(betas[g]) / ncols)
+    for g, L in rows:
+        for k, b in enumerate(betas[(g, L)]):
+            slots.append((row + k // ncols, k % ncols, g, L, b))
+        row += math.ceil(len(betas[(g, L)]) / ncols)
     return slots, row, ncols
 
 
@@ -82,33 +82,29 @@ def _log_limits(ax, shown) -> None:
     _tidy_log(ax)
 
 
-def fig_wilson_loops(df: pd.DataFrame, L: int | None, exact_curves: bool = True):
-    title = "Wilson loops vs area"
-    w = df[df["observable"].astype(str).str.match(LOOP_RE) & (df["L"] == L)] if L is not None else df.iloc[0:0]
-    w = w[np.isfinite(w["value"])]
-    if not len(w):
-        return _no_data(title, "no Wilson-loop measurements" + (f" at L = {L}" if L is not None else ""), FULL_WIDTH)
-    slots, nrows, ncols = _slots(w, _group_order(w["group"]))
+def _loop_grid(w: pd.DataFrame, rows: list, exact_curves: bool, panel_title):
+    """The panels of (group, L) ``rows``, couplings along each row; ``panel_title(g, L, beta)``."""
+    slots, nrows, ncols = _slots(w, rows)
     width = FULL_WIDTH if ncols >= 3 else 2.0 * ncols + 0.6
     height = 2.05 * nrows + 0.45
     fig = plt.figure(figsize=(width, height))
     outer = fig.add_gridspec(nrows, ncols, hspace=0.32, wspace=0.32, top=1 - 0.42 / height,
                              bottom=0.45 / height, left=0.7 / width, right=1 - 0.1 / width)
-    occupied = {(r, c) for r, c, _, _ in slots}
+    occupied = {(r, c) for r, c, *_ in slots}
     others: dict = {}
     legend_handles: dict = {}
-    for r, c, g, beta in slots:
+    for r, c, g, L, beta in slots:
         inner = outer[r, c].subgridspec(2, 1, height_ratios=(3, 1.15), hspace=0.0)
         ax = fig.add_subplot(inner[0])
         axp = fig.add_subplot(inner[1], sharex=ax)
-        sub = w[(w["group"] == g) & (w["beta"] == beta)]
+        sub = w[(w["group"] == g) & (w["L"] == L) & (w["beta"] == beta)]
         ex = _exact_by_area(sub, g, beta, L, exact_curves)
         if len(ex):
             (h,) = ax.plot(ex.index, ex.to_numpy(), **EXACT_STYLE, label="exact")
             legend_handles.setdefault("exact", h)
         pulls_all, shown = _draw_data(ax, axp, sub, ex, others, legend_handles)
         _log_limits(ax, shown)
-        ax.set_title(rf"{GROUP_LABEL.get(g, g)},  $\beta = {_fmt_beta(beta)}$", pad=3)
+        ax.set_title(panel_title(g, L, beta), pad=3)
         ax.tick_params(labelbottom=False)
         _pull_axes(axp, pulls_all)
         if not np.isfinite(np.asarray(pulls_all, float)).any():
@@ -124,5 +120,30 @@ def fig_wilson_loops(df: pd.DataFrame, L: int | None, exact_curves: bool = True)
     labels = list(legend_handles)
     fig.legend([legend_handles[k] for k in labels], labels, loc="upper center", ncol=len(labels),
                bbox_to_anchor=(0.5, 1.0))
+    return fig, height
+
+
+def fig_wilson_loops(df: pd.DataFrame, L: int | None, exact_curves: bool = True):
+    title = "Wilson loops vs area"
+    w = df[df["observable"].astype(str).str.match(LOOP_RE) & (df["L"] == L)] if L is not None else df.iloc[0:0]
+    w = w[np.isfinite(w["value"])]
+    if not len(w):
+        return _no_data(title, "no Wilson-loop measurements" + (f" at L = {L}" if L is not None else ""), FULL_WIDTH)
+    rows = [(g, L) for g in _group_order(w["group"])]
+    fig, height = _loop_grid(w, rows, exact_curves,
+                             lambda g, L, beta: rf"{GROUP_LABEL.get(g, g)},  $\beta = {_fmt_beta(beta)}$")
     fig.text(0.012, 1.0 - 0.04 / height, f"$L = {L}$", ha="left", va="top", fontsize=9.5)
+    return fig
+
+
+def fig_wilson_loops_all_L(df: pd.DataFrame, exact_curves: bool = True):
+    """The Wilson-loop panels of every lattice size: one row (or more) per (group, L)."""
+    title = "Wilson loops vs area, every L"
+    w = df[df["observable"].astype(str).str.match(LOOP_RE)]
+    w = w[np.isfinite(w["value"])]
+    if not len(w):
+        return _no_data(title, "no Wilson-loop measurements", FULL_WIDTH)
+    rows = [(g, L) for g in _group_order(w["group"]) for L in sorted({int(v) for v in w.loc[w["group"] == g, "L"]})]
+    fig, _ = _loop_grid(w, rows, exact_curves,
+                        lambda g, L, beta: rf"{GROUP_LABEL.get(g, g)},  $L = {L}$,  $\beta = {_fmt_beta(beta)}$")
     return fig
