@@ -163,6 +163,16 @@ def test_tiny_campaign_on_slurm(tmp_path):
     plaq = table[(table.observable == "plaquette") & (table.algorithm == "hmc")].iloc[0]
     assert abs(plaq.value - plaq.exact) < 5 * plaq.error, plaq
     assert (tmp_path / "results/measure/u1/from_b1_L4/b1_L4.json").exists()
+    # provenance: the SLURM job and node that made each file, the model behind the samples
+    import h5py
+
+    from campaign.jobs import file_sha256
+
+    for rule, path in (("hmc", "results/ensembles/u1/hmc_b1_L4.h5"), ("sample", "results/samples/u1/from_b1_L4/b1_L4.h5")):
+        with h5py.File(tmp_path / path) as f:
+            attrs = dict(f.attrs)
+        assert str(attrs["slurm_job_id"]) == ids[rule][0] and attrs["slurm_node"], (rule, attrs)
+    assert attrs["model_sha256"] == file_sha256(tmp_path / "results/models/u1/b1_L4.pt")
     assert (tmp_path / "results/figures/wilson_loops.png").exists()
 
 
