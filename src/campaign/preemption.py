@@ -2,13 +2,19 @@
 
 A batch system warns a job before it ends it: SLURM sends SIGTERM at preemption and at the
 time limit (then SIGKILL after its KillWait, typically 30 s), and, with ``--signal=USR1@120``
-(the rules ask for it, workflow/rules/common.smk), SIGUSR1 two minutes before the time
-limit.  Inside ``stop_signals()`` these signals only raise a flag.  A job loop asks ``clock.due()`` at every
-point where its state is consistent; the clock says yes every ``interval`` seconds, and at once
-after such a signal.  After the checkpoint is written, ``clock.written()`` raises
+(the rules ask for it, workflow/rules/common.smk), SIGUSR1 two minutes before the time limit.
+Inside ``stop_signals()`` these signals only raise a flag.  A job loop asks ``clock.due()`` at
+every point where its state is consistent; the clock says yes every ``interval`` seconds, and
+at once after such a signal.  After the checkpoint is written, ``clock.written()`` raises
 ``Preempted``: the CLI prints one line and exits with ``EXIT_PREEMPTED`` (75, EX_TEMPFAIL),
 and the same command run again (by hand, or by Snakemake's ``retries``) resumes from the
 checkpoint and writes the bytes an uninterrupted run would have written.
+
+Under snakemake-executor-plugin-slurm the warning is what saves the work: SIGUSR1 reaches the
+job's script (``spare_job_wrapper`` keeps the Snakemake processes around it alive), while
+SIGTERM also reaches the plugin's ``srun`` in the batch step, which ends the job step at once
+("forcing job termination"; seen with ``scancel --full --signal=TERM`` on SLURM 22.05); a
+job stopped that way resumes from its last periodic checkpoint.
 
 Repeated signals change nothing: under a batch system every process of the job gets the
 signal, and a wrapper (the Snakemake job step, a shell) may pass its own on, so a second
