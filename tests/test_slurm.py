@@ -163,6 +163,12 @@ def test_tiny_campaign_on_slurm(tmp_path):
     plaq = table[(table.observable == "plaquette") & (table.algorithm == "hmc")].iloc[0]
     assert abs(plaq.value - plaq.exact) < 5 * plaq.error, plaq
     assert (tmp_path / "results/measure/u1/from_b1_L4/b1_L4.json").exists()
+    # every job log starts with where it ran: device, dtype, threads, SLURM job and node
+    for rule, log in (("hmc", "hmc/u1/b1_L4.log"), ("train", "train/u1/b1_L4.log"),
+                      ("sample", "sample/u1/from_b1_L4/b1_L4.log")):
+        first = (tmp_path / "logs" / log).read_text().splitlines()[0]
+        assert re.fullmatch(rf"{rule}: device=(cpu|cuda \(.+\)) dtype=float64 torch_threads=1 "
+                            rf"slurm_job={ids[rule][0]} node=\S+", first), first
     # provenance: the SLURM job and node that made each file, the model behind the samples
     import h5py
 
