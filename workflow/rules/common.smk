@@ -269,11 +269,12 @@ def gpu_for_device(w):
 
 
 # ------------------------------------------------------------------ preemption
-# The long stages (hmc, train, sample) ask SLURM for a warning before the time limit:
-# SIGUSR1, sent to every process of the job step, makes the job write its checkpoint and
-# exit with campaign.preemption.EXIT_PREEMPTED; Snakemake retries it (profiles: retries)
-# with more time, and the retry resumes from <output>.parts/.  Not "B:" (that signals only
-# the batch shell, which would die of it).  A site profile may replace it, e.g.
+# The long stages that checkpoint on a stop signal (hmc, train, sample, phi4_hmc, cl_run)
+# ask SLURM for a warning before the time limit: SIGUSR1, sent to every process of the job
+# step, makes the job write its checkpoint and exit with campaign.preemption.EXIT_PREEMPTED;
+# Snakemake retries it (profiles: retries) with more time, and the retry resumes from
+# <output>.parts/.  Not "B:" (that signals only the batch shell, which would die of it).
+# A site profile may replace it, e.g.
 # set-resources: {hmc: {slurm_extra: "'--signal=USR1@300 --qos=long'"}}.
 PREEMPTION_WARNING_S = 120
 PREEMPTION_WARNING = f"--signal=USR1@{PREEMPTION_WARNING_S}"  # the rules' slurm_extra
