@@ -8,11 +8,10 @@ test-cluster settings of shared/DESIGN.md: squeue as status command (no accounti
 
 from __future__ import annotations
 
-import os
 import re
+import shutil
 import signal
 import socket
-import shutil
 import subprocess
 import sys
 import time
@@ -227,10 +226,11 @@ def warn_first_job(workdir: Path, rule: str, script: str, driver: subprocess.Pop
             subprocess.run(["scancel", "--signal=USR1", ids[0]], check=True, timeout=30)
             return ids[0]
         time.sleep(0.2)
+    exited = driver.poll()
     driver.kill()
+    out, _ = driver.communicate()
     cancel(slurm_job_ids(workdir))
-    pytest.fail(f"the {rule} job never reached its work loop (driver exit {driver.poll()}): "
-                f"{driver.stdout.read()[-3000:] if driver.poll() is not None else ''}")
+    pytest.fail(f"the {rule} job never reached its work loop (driver exit {exited}): {out[-3000:]}")
 
 
 @pytest.mark.timeout(900)
