@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "workflow" / "scripts"
 
 
-def run_job(tmp_path, *, rule, device, dtype=None, threads=2, env=None) -> tuple[subprocess.CompletedProcess, Path]:
+def run_job(tmp_path, *, rule, device, dtype=None, threads=2, env=None,
+            body='print("job body ran")') -> tuple[subprocess.CompletedProcess, Path]:
     """Run _common.start() in a fresh Python with a stand-in for Snakemake's object."""
     log = tmp_path / "logs" / f"{rule}.log"
     params = {"dtype": dtype} if dtype else {}
@@ -37,8 +38,7 @@ def run_job(tmp_path, *, rule, device, dtype=None, threads=2, env=None) -> tuple
 
         from _common import start
         start(Job())
-        print("job body ran")
-    """)
+    """) + body
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, **(env or {})})
     return res, log
@@ -71,6 +71,20 @@ def test_cuda_without_a_visible_gpu_stops_with_one_line(tmp_path):
     text = log.read_text()
     assert "job body ran" not in text
     assert text.count("\n") == 1 and text.startswith("error: device: cuda, but this job sees no GPU"), text
+
+
+def test_a_preempted_job_ends_with_one_line_and_exit_75(tmp_path):
+    """A workflow script stopped by the scheduler's signal (its checkpoint written) exits
+    with EXIT_PREEMPTED, which Snakemake retries, and says so in one line; other errors keep
+    their traceback."""
+    from campaign.preemption import EXIT_PREEMPTED
+
+    stop = "from campaign.preemption import Preempted\nraise Preempted('hmc u1 beta=2 L=8: SIGUSR1 received')\n"
+    res, log = run_job(tmp_path, rule="hmc", device="cpu", threads=1, body=stop)
+    assert res.returncode == EXIT_PREEMPTED, res.stderr
+    assert log.read_text().splitlines()[1:] == ["hmc: stopped: hmc u1 beta=2 L=8: SIGUSR1 received"]
+    res, log = run_job(tmp_path, rule="hmc", device="cpu", threads=1, body="raise ValueError('broken')\n")
+    assert res.returncode == 1 and "Traceback" in log.read_text() and "ValueError: broken" in log.read_text()
 
 
 def test_provenance_names_the_slurm_job_and_node(monkeypatch):

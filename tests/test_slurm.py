@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from _snakemake import REPO, SNAKEFILE, job_counts, write_config
+from _snakemake import REPO, SNAKEFILE, job_counts, run_snakemake, write_config
 
 pytestmark = pytest.mark.slurm
 
@@ -160,4 +162,116 @@ def test_tiny_campaign_on_slurm(tmp_path):
     plaq = table[(table.observable == "plaquette") & (table.algorithm == "hmc")].iloc[0]
     assert abs(plaq.value - plaq.exact) < 5 * plaq.error, plaq
     assert (tmp_path / "results/measure/u1/from_b1_L4/b1_L4.json").exists()
+    # every job log starts with where it ran: device, dtype, threads, SLURM job and node
+    for rule, log in (("hmc", "hmc/u1/b1_L4.log"), ("train", "train/u1/b1_L4.log"),
+                      ("sample", "sample/u1/from_b1_L4/b1_L4.log")):
+        first = (tmp_path / "logs" / log).read_text().splitlines()[0]
+        assert re.fullmatch(rf"{rule}: device=(cpu|cuda \(.+\)) dtype=float64 torch_threads=1 "
+                            rf"slurm_job={ids[rule][0]} node=\S+", first), first
+    # provenance: the SLURM job and node that made each file, the model behind the samples
+    import h5py
+
+    from campaign.jobs import file_sha256
+
+    for rule, path in (("hmc", "results/ensembles/u1/hmc_b1_L4.h5"), ("sample", "results/samples/u1/from_b1_L4/b1_L4.h5")):
+        with h5py.File(tmp_path / path) as f:
+            attrs = dict(f.attrs)
+        assert str(attrs["slurm_job_id"]) == ids[rule][0] and attrs["slurm_node"], (rule, attrs)
+    assert attrs["model_sha256"] == file_sha256(tmp_path / "results/models/u1/b1_L4.pt")
     assert (tmp_path / "results/figures/wilson_loops.png").exists()
+
+
+# ---------------------------------------------------------------- preemption through SLURM
+PREEMPTED = {
+    "seed": 8,
+    "device": "cpu",
+    "checkpoint_interval": 3600,  # only the signal makes a checkpoint
+    "max_loop": 2,
+    "groups": {"u1": {"hmc": {"beta": [1.0], "L": [6], "n_configs": 1200, "chains": 4, "therm": 50, "sep": 10},
+                      "models": [], "exact": False}},
+}
+PREEMPTED_TARGET = "results/ensembles/u1/hmc_b1_L6.h5"
+
+
+def job_script_process(job_id: str, script: str) -> int | None:
+    """The pid of the job's workflow script (Snakemake runs it as .snakemake/scripts/tmp*.<script>)
+    on this node, once it catches SIGUSR1 (its work loop is open), else None."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+            status = (proc / "status").read_text()
+        except OSError:
+            continue
+        if f"SLURM_JOB_ID={job_id}".encode() not in environ:
+            continue
+        if not any(arg.endswith(f".{script}".encode()) and b".snakemake/scripts" in arg for arg in cmdline):
+            continue
+        caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+        if caught >> (signal.SIGUSR1 - 1) & 1:
+            return int(proc.name)
+    return None
+
+
+def warn_first_job(workdir: Path, rule: str, script: str, driver: subprocess.Popen, timeout: float) -> str:
+    """Send SLURM's warning (scancel --signal=USR1: every process of the job's steps, as
+    --signal=USR1@120 does before the time limit) to the first job of ``rule`` as soon as
+    its script is in its work loop; returns the job id."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and driver.poll() is None:
+        ids = slurm_job_ids(workdir).get(rule, [])
+        if ids and job_script_process(ids[0], script):
+            subprocess.run(["scancel", "--signal=USR1", ids[0]], check=True, timeout=30)
+            return ids[0]
+        time.sleep(0.2)
+    exited = driver.poll()
+    driver.kill()
+    out, _ = driver.communicate()
+    cancel(slurm_job_ids(workdir))
+    pytest.fail(f"the {rule} job never reached its work loop (driver exit {exited}): {out[-3000:]}")
+
+
+@pytest.mark.timeout(900)
+def test_job_warned_by_slurm_is_retried_and_resumes_bit_identically(tmp_path):
+    """The HMC job gets SLURM's SIGUSR1 mid-run: it writes its checkpoint and exits 75, Snakemake
+    resubmits it (retries), the second SLURM job resumes, and the ensemble equals, bit for bit,
+    the one an uninterrupted (local) run writes."""
+    from test_preemption import assert_same_datasets
+
+    reason = slurm_unavailable()
+    if reason:
+        pytest.skip(reason)
+    cfg = write_config(tmp_path / "preempted.yaml", PREEMPTED)
+    ref_dir, run_dir = tmp_path / "reference", tmp_path / "slurm"
+    ref_dir.mkdir()
+    ref = run_snakemake(PREEMPTED_TARGET, "--cores", "1", "--configfile", cfg, workdir=ref_dir, timeout=600)
+    assert ref.returncode == 0, ref.stdout[-3000:]
+
+    profile = slurm_test_profile(tmp_path / "profile")
+    prof = yaml.safe_load((profile / "config.yaml").read_text())
+    prof["retries"] = 1
+    (profile / "config.yaml").write_text(yaml.safe_dump(prof, sort_keys=False))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(run_dir),
+           "--configfile", str(cfg), "--profile", str(profile), PREEMPTED_TARGET]
+    run_dir.mkdir()
+    driver = subprocess.Popen(cmd, cwd=run_dir, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    first = warn_first_job(run_dir, "hmc", "hmc.py", driver, timeout=400)
+    try:
+        out, _ = driver.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        driver.kill()
+        cancel(slurm_job_ids(run_dir))
+        raise
+    ids = slurm_job_ids(run_dir)
+    assert driver.returncode == 0, out[-6000:]
+    assert len(ids["hmc"]) == 2 and first in ids["hmc"], (ids, out[-3000:])
+    # the warned job stopped with its checkpoint (exit 75); the retry resumed from it
+    warned = next((run_dir / ".snakemake/slurm_logs").glob(f"rule_hmc/**/{first}.log")).read_text()
+    assert re.search(r"tmp\w+\.hmc\.py' returned non-zero exit status 75", warned), warned[-3000:]
+    log = (run_dir / "logs/hmc/u1/b1_L6.log").read_text().splitlines()
+    retry = next(j for j in ids["hmc"] if j != first)
+    assert log[0] == f"hmc: device=cpu dtype=float64 torch_threads=1 slurm_job={retry} node={socket.gethostname().split('.')[0]}", log[:2]
+    assert any("resuming at trajectory" in line for line in log), log[-10:]
+    assert_same_datasets(ref_dir / PREEMPTED_TARGET, run_dir / PREEMPTED_TARGET, skip=("wall", "history/time"))

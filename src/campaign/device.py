@@ -8,6 +8,8 @@ the matching complex dtype, ``groups.complex_dtype``).  Every failure is a one-l
 
 from __future__ import annotations
 
+import sys
+
 import torch
 
 from .errors import CampaignError
@@ -52,3 +54,21 @@ def real_dtype(name: str | torch.dtype) -> torch.dtype:
 def dtype_name(dtype: torch.dtype) -> str:
     """"float64" for torch.float64 (the spelling files and settings record)."""
     return str(dtype).replace("torch.", "")
+
+
+def restore_generator(generator: torch.Generator, state: torch.Tensor, reseed: int, what: str) -> bool:
+    """Load a checkpoint's random state into ``generator``; True when it continues that stream.
+
+    The CPU's generator (Mersenne twister) and CUDA's (Philox) keep states of different
+    kinds, so a checkpoint moved to the other kind of device cannot continue its random
+    stream: the generator is seeded with ``reseed`` instead and a note says so.  The chain
+    still continues from its saved state (fields, counters, step size, optimiser); only its
+    later random numbers differ from those of an uninterrupted run on the first device."""
+    if state.numel() == generator.get_state().numel():
+        generator.set_state(state)
+        return True
+    print(f"{what}: note: the checkpoint's random state belongs to another kind of device than "
+          f"{generator.device.type}; the chain continues with a fresh random stream (seed {reseed})",
+          file=sys.stderr, flush=True)
+    generator.manual_seed(reseed)
+    return False

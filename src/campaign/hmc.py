@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .device import real_dtype, resolve_device
+from .device import real_dtype, resolve_device, restore_generator
 from .errors import CampaignError
 from .fields import LinkField, field_for
 from .groups import get_group
 from .preemption import CheckpointClock
 from .progress import Progress
+from .seeds import seed_from
 
 OMELYAN_LAMBDA = 0.1931833275037836
 INTEGRATORS = ("leapfrog", "omelyan")
@@ -277,7 +278,9 @@ class HMCRun:
         return self.parts / "state.pt"
 
     def _fingerprint(self) -> dict:
-        return asdict(self.s)
+        """The settings a checkpoint must match; not the device, so a checkpoint moves
+        between CPU and GPU (older checkpoints recorded it: ignored when comparing)."""
+        return {k: v for k, v in asdict(self.s).items() if k != "device"}
 
     def _load(self) -> bool:
         from . import io
@@ -286,12 +289,13 @@ class HMCRun:
         if not path.exists():
             return False
         state = io.load_torch(path, "HMC checkpoint")
-        if state.get("settings") != self._fingerprint():
+        if {k: v for k, v in state.get("settings", {}).items() if k != "device"} != self._fingerprint():
             raise CampaignError(
                 f"checkpoint {path} was made with different settings; delete {self.parts} to start afresh"
             )
         self.q = state["q"].to(self.device)
-        self.generator.set_state(state["generator"])
+        restore_generator(self.generator, state["generator"], what=f"hmc {self.s.group} beta={self.s.beta:g}",
+                          reseed=seed_from("hmc resumed", self.s.seed, state["trajectories_done"]))
         self.controller.n_steps = state["n_steps"]
         self.controller.log_eps = state["log_eps"]
         self.trajectories_done = state["trajectories_done"]

@@ -2,13 +2,19 @@
 
 A batch system warns a job before it ends it: SLURM sends SIGTERM at preemption and at the
 time limit (then SIGKILL after its KillWait, typically 30 s), and, with ``--signal=USR1@120``
-(the slurm profile asks for it), SIGUSR1 two minutes before the time limit.  Inside
-``stop_signals()`` these signals only raise a flag.  A job loop asks ``clock.due()`` at every
-point where its state is consistent; the clock says yes every ``interval`` seconds, and at once
-after such a signal.  After the checkpoint is written, ``clock.written()`` raises
+(the rules ask for it, workflow/rules/common.smk), SIGUSR1 two minutes before the time limit.
+Inside ``stop_signals()`` these signals only raise a flag.  A job loop asks ``clock.due()`` at
+every point where its state is consistent; the clock says yes every ``interval`` seconds, and
+at once after such a signal.  After the checkpoint is written, ``clock.written()`` raises
 ``Preempted``: the CLI prints one line and exits with ``EXIT_PREEMPTED`` (75, EX_TEMPFAIL),
 and the same command run again (by hand, or by Snakemake's ``retries``) resumes from the
 checkpoint and writes the bytes an uninterrupted run would have written.
+
+Under snakemake-executor-plugin-slurm the warning is what saves the work: SIGUSR1 reaches the
+job's script (``spare_job_wrapper`` keeps the Snakemake processes around it alive), while
+SIGTERM also reaches the plugin's ``srun`` in the batch step, which ends the job step at once
+("forcing job termination"; seen with ``scancel --full --signal=TERM`` on SLURM 22.05); a
+job stopped that way resumes from its last periodic checkpoint.
 
 Repeated signals change nothing: under a batch system every process of the job gets the
 signal, and a wrapper (the Snakemake job step, a shell) may pass its own on, so a second
@@ -72,6 +78,18 @@ def stop_signals():
             signal.signal(s, h)
         if install:
             _received.clear()
+
+
+def spare_job_wrapper() -> None:
+    """Ignore SIGUSR1 in this process: call it in the Snakemake processes that wrap a job on a
+    cluster node (workflow/rules/common.smk does).  SLURM's warning (``--signal=USR1@...``,
+    or ``scancel --signal=USR1``) goes to every process of the job step, and SIGUSR1's
+    default action would end the wrapper first; the step would then be torn down while the
+    job's script writes its checkpoint.  Ignored, the wrapper lives on, waits for the script,
+    and reports its exit status (``EXIT_PREEMPTED``) as a failure, which Snakemake retries.
+    The script itself is unaffected: ``stop_signals()`` installs its own handler, and outside
+    it the warning is ignored as well (the time limit's SIGTERM still stops the job)."""
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
 
 class CheckpointClock:

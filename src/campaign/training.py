@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from . import io
-from .device import DTYPES, dtype_name, real_dtype, resolve_device
+from .device import DTYPES, dtype_name, real_dtype, resolve_device, restore_generator
 from .diffusion import DEFAULT_ARCH, ScoreModel, dsm_loss, sample_sigma
 from .errors import CampaignError
 from .preemption import CheckpointClock
@@ -44,6 +44,7 @@ from .jobs import ResumableJob, check_writable, parts_dir
 from .lattice import gauge_transform
 from .diffusion.lcnn import LOOP_SETS
 from .progress import Progress
+from .seeds import seed_from
 from .settings import SettingError, check_choice, check_integer, check_number, option
 
 CHECKPOINT_FORMAT = "campaign-train-checkpoint"
@@ -225,7 +226,8 @@ class _Trainer:
         self.model.load_state_dict(ck["model"])
         self.ema.load_state_dict(ck["ema"])
         self.opt.load_state_dict(ck["optimizer"])
-        self.gen.set_state(ck["generator"])
+        restore_generator(self.gen, ck["generator"], reseed=seed_from("train resumed", self.s.seed, ck["step"]),
+                          what="train")
         self.step, self.wall, self.rows, self.loss_ema = int(ck["step"]), float(ck["wall"]), list(ck["rows"]), ck["loss_ema"]
         self.ema_acc = list(ck["loss_ema_acc"])
         if progress:

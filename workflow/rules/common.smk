@@ -268,6 +268,24 @@ def gpu_for_device(w):
     return 1 if job_device() == "cuda" else 0
 
 
+# ------------------------------------------------------------------ preemption
+# The long stages that checkpoint on a stop signal (hmc, train, sample, phi4_hmc, cl_run)
+# ask SLURM for a warning before the time limit: SIGUSR1, sent to every process of the job
+# step, makes the job write its checkpoint and exit with campaign.preemption.EXIT_PREEMPTED;
+# Snakemake retries it (profiles: retries) with more time, and the retry resumes from
+# <output>.parts/.  Not "B:" (that signals only the batch shell, which would die of it).
+# A site profile may replace it, e.g.
+# set-resources: {hmc: {slurm_extra: "'--signal=USR1@300 --qos=long'"}}.
+PREEMPTION_WARNING_S = 120
+PREEMPTION_WARNING = f"--signal=USR1@{PREEMPTION_WARNING_S}"  # the rules' slurm_extra
+
+if workflow.remote_exec:
+    # this process wraps a job on a cluster node: the warning is for the job's script
+    from campaign.preemption import spare_job_wrapper
+
+    spare_job_wrapper()
+
+
 # ------------------------------------------------------------------ figures
 def figure_names():
     """One figure per file stem (campaign.figures.figure_stems), from the config's groups."""

@@ -17,6 +17,7 @@ rule cl_run:
         seed=cl_seed("cl"),
     threads: 1
     resources:
+        slurm_extra=PREEMPTION_WARNING,
         mem_mb=mem_mb_for(cl_run_cost),
         runtime=runtime_for(cl_run_cost),
     conda:

@@ -14,6 +14,7 @@ rule hmc:
     threads: THREADS["hmc"]
     resources:
         gpu=gpu_for_device,
+        slurm_extra=PREEMPTION_WARNING,
         mem_mb=mem_mb_for(hmc_cost),
         runtime=runtime_for(hmc_cost),
     conda:

@@ -16,6 +16,7 @@ rule phi4_hmc:
         seed=phi4_seed("hmc"),
     threads: phi4_threads("hmc", _phi4_hmc_sites)
     resources:
+        slurm_extra=PREEMPTION_WARNING,
         mem_mb=phi4_mem(phi4_hmc_cost),
         runtime=phi4_runtime(phi4_hmc_cost),
     conda:

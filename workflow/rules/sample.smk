@@ -16,6 +16,7 @@ rule sample:
     threads: THREADS["sample"]
     resources:
         gpu=gpu_for_device,
+        slurm_extra=PREEMPTION_WARNING,
         mem_mb=mem_mb_for(sample_cost),
         runtime=runtime_for(sample_cost),
     conda:

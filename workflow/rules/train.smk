@@ -16,6 +16,7 @@ rule train:
     threads: THREADS["train"]
     resources:
         gpu=gpu_for_device,
+        slurm_extra=PREEMPTION_WARNING,
         mem_mb=mem_mb_for(train_cost),
         runtime=runtime_for(train_cost),
     conda:

@@ -27,6 +27,24 @@ def start(snakemake) -> None:
 
     torch.set_num_threads(max(1, int(snakemake.threads)))
     print(job_header(snakemake), flush=True)
+    sys.excepthook = _stop_quietly_when_preempted(snakemake.rule)
+
+
+def _stop_quietly_when_preempted(rule: str):
+    """An excepthook: a job stopped by the scheduler's signal (campaign.preemption.Preempted,
+    its checkpoint written) ends with one line and EXIT_PREEMPTED, which Snakemake retries;
+    every other exception keeps its traceback."""
+
+    def hook(exc_type, exc, tb):
+        from campaign.preemption import EXIT_PREEMPTED, Preempted
+
+        if not issubclass(exc_type, Preempted):
+            return sys.__excepthook__(exc_type, exc, tb)
+        print(f"{rule}: stopped: {exc}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(EXIT_PREEMPTED)  # the job's finally blocks have run: its files are closed
+
+    return hook
 
 
 def one_line_errors(rule: str) -> None:
