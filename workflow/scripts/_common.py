@@ -33,13 +33,14 @@ def start(snakemake) -> None:
 def _stop_quietly_when_preempted(rule: str):
     """An excepthook: a job stopped by the scheduler's signal (campaign.preemption.Preempted,
     its checkpoint written) ends with one line and EXIT_PREEMPTED, which Snakemake retries;
-    every other exception keeps its traceback."""
+    every other exception goes to the hook installed before (one_line_errors)."""
+    previous = sys.excepthook
 
     def hook(exc_type, exc, tb):
         from campaign.preemption import EXIT_PREEMPTED, Preempted
 
         if not issubclass(exc_type, Preempted):
-            return sys.__excepthook__(exc_type, exc, tb)
+            return previous(exc_type, exc, tb)
         print(f"{rule}: stopped: {exc}", file=sys.stderr, flush=True)
         sys.stdout.flush()
         os._exit(EXIT_PREEMPTED)  # the job's finally blocks have run: its files are closed
