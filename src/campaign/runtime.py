@@ -58,6 +58,7 @@ def use_compile_cache(directory: str | os.PathLike | None = None) -> str | None:
     path = Path(directory).expanduser().absolute()
     path.mkdir(parents=True, exist_ok=True)
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(path)
+    os.environ[CACHE_ENV] = str(path)  # campaign.fields keeps its ahead-of-time kernels there
     return str(path)
 
 
