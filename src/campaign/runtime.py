@@ -14,7 +14,9 @@ job, so that ``campaign hmc`` runs the way ``benchmarks/hmc.py`` measures it:
 * compile cache: inductor's cache (compiled kernels, FX graphs) in a directory shared by
   every job of a campaign (the workflow uses ``<campaign>/.cache/torch``), so the first
   job compiles and the others load.  Given as an argument or ``CAMPAIGN_COMPILE_CACHE``;
-  otherwise torch's default (``/tmp/torchinductor_$USER``).
+  otherwise torch's default (``/tmp/torchinductor_$USER``).  The fields' kernels go there
+  compiled ahead of time (``campaign.fields.aot``): a later job loads them without
+  dynamo, and ``CAMPAIGN_COMPILE=auto`` then compiles runs of every length.
 """
 
 from __future__ import annotations
