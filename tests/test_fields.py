@@ -9,8 +9,9 @@ import pytest
 import torch
 
 import campaign.fields as F
+import campaign.fields.aot as aot
 import campaign.fields.compile as C
-from campaign.fields.momenta import _as_int32
+from campaign.fields.momenta import _as_int32, _gaussian_pairs
 from campaign.fields.quaternion import _su2_force
 from campaign.fields import MatrixField, U1AngleField, U2QuaternionField, SU2QuaternionField, field_for
 from campaign.groups import SU2, U1, U2, dagger, matmul
@@ -379,6 +380,51 @@ def test_compile_failure_falls_back_to_eager(gen, monkeypatch):
     assert "no C++ compiler" in F.compile_disabled_reason()
     monkeypatch.setenv("CAMPAIGN_COMPILE", "always")
     assert not fld.compiles(q)  # switched off for the rest of the process
+
+
+@pytest.mark.slow
+def test_ahead_of_time_package_equals_torch_compile(monkeypatch, tmp_path):
+    """With a campaign compile cache, the first call builds the kernel's package, a fresh
+    kernel (a later job) loads it without exporting again, and both give torch.compile's
+    bits.  The Threefry kernel: non-tensor arguments, and compiled with dynamic shapes."""
+    monkeypatch.setattr(C, "_compile_disabled_reason", None)
+    monkeypatch.setattr(aot, "_broken", None)
+    monkeypatch.setenv(aot.CACHE_ENV, "")
+    key = torch.tensor([1, 2**31 + 5, 7, 2**32 - 1])
+    expected = C._Kernel(_gaussian_pairs, dynamic=True)(True, key, 999, torch.float32)
+    if F.compile_disabled_reason() is not None:
+        pytest.skip(f"torch.compile unavailable here: {F.compile_disabled_reason()}")
+    monkeypatch.setenv(aot.CACHE_ENV, str(tmp_path))
+    built = C._Kernel(_gaussian_pairs, dynamic=True)(True, key, 999, torch.float32)
+    assert aot.store() is not None, aot._broken
+    assert len(list((tmp_path / "aoti").glob("gaussian_pairs-*.pt2"))) == 1
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("a warm cache exported the kernel again")
+
+    monkeypatch.setattr(torch.export, "export", no_export)
+    loaded = C._Kernel(_gaussian_pairs, dynamic=True)(True, key, 999, torch.float32)
+    assert aot.store() is not None, aot._broken
+    assert torch.equal(built, expected) and torch.equal(loaded, expected)
+
+
+def test_ahead_of_time_failure_falls_back_to_torch_compile(gen, monkeypatch, tmp_path):
+    fld = field_for(SU2)
+    q = fld.from_links(random_links(SU2, gen))
+    expected = fld.force(q, 1.0)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no AOTInductor here")
+
+    monkeypatch.setattr(C, "_compile_disabled_reason", None)
+    monkeypatch.setattr(aot, "_broken", None)
+    monkeypatch.setenv(aot.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(aot, "load_or_build", broken)
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)  # "compiled" = eager
+    with pytest.warns(RuntimeWarning, match="no AOTInductor here"):
+        out = C._Kernel(_su2_force)(True, q, torch.tensor([1.0], dtype=torch.float64))
+    assert torch.equal(out, expected)
+    assert aot.store() is None and F.compile_disabled_reason() is None
 
 
 def test_caller_errors_are_not_taken_for_compile_failures(gen, monkeypatch):

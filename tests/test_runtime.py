@@ -47,6 +47,7 @@ def test_allocator_left_alone_when_the_environment_decides(monkeypatch):
 
 def test_cli_sets_threads_and_cache(tmp_path, monkeypatch, restore_threads):
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", os.environ.get("TORCHINDUCTOR_CACHE_DIR", ""))
+    monkeypatch.setenv(runtime.CACHE_ENV, "")  # restored afterwards (delenv of an unset variable is not)
     out, cache = tmp_path / "e.h5", tmp_path / "cache"
     rc = main(["hmc", "--group", "u1", "--beta", "1", "--L", "4", "--n-configs", "2", "--chains", "2",
                "--therm", "1", "--sep", "1", "--n-leapfrog", "2", "--out", str(out), "--quiet",
@@ -54,10 +55,13 @@ def test_cli_sets_threads_and_cache(tmp_path, monkeypatch, restore_threads):
     assert rc == 0 and out.exists()
     assert torch.get_num_threads() == 1
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(cache) and cache.is_dir()
+    assert os.environ[runtime.CACHE_ENV] == str(cache)  # where campaign.fields keeps its packages
 
 
-def test_auto_compiles_from_the_run_length(monkeypatch):
+def test_auto_compiles_from_the_run_length(monkeypatch, tmp_path):
+    monkeypatch.setattr(C.aot, "_broken", None)
     monkeypatch.setenv("CAMPAIGN_COMPILE", "auto")
+    monkeypatch.setenv(runtime.CACHE_ENV, "")  # restored afterwards (delenv of an unset variable is not)
     monkeypatch.setattr(C, "_compile_disabled_reason", None)
     fld = field_for(U1, torch.float32)
     q = fld.cold_start(64, 32)
@@ -68,6 +72,10 @@ def test_auto_compiles_from_the_run_length(monkeypatch):
     fld.plan(2000 * per_trajectory)
     assert fld.compiles(q)
     assert not fld.compiles(fld.cold_start(2, 8))  # a long run on a tiny lattice stays eager
+    fld.plan(32 * per_trajectory)
+    monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path))  # packages load in milliseconds
+    assert fld.compiles(q)
+    monkeypatch.setenv(runtime.CACHE_ENV, "")
     monkeypatch.setenv("CAMPAIGN_COMPILE", "always")
     fld.plan(1)
     assert fld.compiles(q)

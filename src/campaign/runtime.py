@@ -14,7 +14,9 @@ job, so that ``campaign hmc`` runs the way ``benchmarks/hmc.py`` measures it:
 * compile cache: inductor's cache (compiled kernels, FX graphs) in a directory shared by
   every job of a campaign (the workflow uses ``<campaign>/.cache/torch``), so the first
   job compiles and the others load.  Given as an argument or ``CAMPAIGN_COMPILE_CACHE``;
-  otherwise torch's default (``/tmp/torchinductor_$USER``).
+  otherwise torch's default (``/tmp/torchinductor_$USER``).  The fields' kernels go there
+  compiled ahead of time (``campaign.fields.aot``): a later job loads them without
+  dynamo, and ``CAMPAIGN_COMPILE=auto`` then compiles runs of every length.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def use_compile_cache(directory: str | os.PathLike | None = None) -> str | None:
     path = Path(directory).expanduser().absolute()
     path.mkdir(parents=True, exist_ok=True)
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(path)
+    os.environ[CACHE_ENV] = str(path)  # campaign.fields keeps its ahead-of-time kernels there
     return str(path)
 
 

@@ -43,10 +43,13 @@ C++/OpenMP or Triton loops; on CPU sines and cosines become range-reduced polyno
 exact to a few ulp); they run eagerly for small problems, for inputs that require grad,
 and whenever compilation is unavailable or fails (one warning, then eager for the rest
 of the process).  Environment variable ``CAMPAIGN_COMPILE``: ``auto`` (default: compile
-from ``COMPILE_MIN_LINKS`` links x chains on), ``1``/``always``, ``0``/``never``.
+from ``COMPILE_MIN_LINKS`` links x chains on, for runs long enough to pay for compiling, or
+for every run when a campaign compile cache holds the kernels ahead-of-time compiled:
+``aot``), ``1``/``always``, ``0``/``never``.
 Nothing in the molecular-dynamics step synchronises with the host.
 
-Modules (imports point down the list): ``compile`` (when and how kernels compile),
+Modules (imports point down the list): ``aot`` (AOTInductor packages in the campaign's
+compile cache), ``compile`` (when and how kernels compile),
 ``layout`` (chains innermost, lattice shifts), ``trig`` (polynomial sin/cos), ``momenta``
 (Threefry Gaussian momenta), ``base`` (``LinkField``, ``MatrixField``), ``fast`` (plumbing
 of the real-tensor fields), ``u1`` and ``quaternion`` (the kernels and fields of U(1) and

@@ -9,11 +9,17 @@ import warnings
 
 import torch
 
+from . import aot
+
 COMPILE_MIN_LINKS = 8192  # links x chains from which "auto" compiles (L=16 x 16 chains)
-# "auto" compiles a run only if it would take longer than this uncompiled: compiling
-# costs seconds even with a warm cache (dynamo traces every kernel in every process;
-# U(1), L = 32: about 7 s on a 2-core machine), so a short job runs faster eagerly.
-COMPILE_MIN_EAGER_S = 30.0
+# Without a campaign compile cache (with one, ``aot`` packages load in milliseconds and
+# "auto" always compiles), "auto" compiles a run only if it would take longer than this
+# uncompiled: torch.compile costs seconds even with a warm inductor cache (dynamo traces
+# every kernel in every process).  Measured (benchmarks/hmc_cli.py, U(1) float32 L = 32 x
+# 64 chains, 1 thread, load 2 on 2 cores): 5.5 s of tracing, compiled trajectories 2.5x
+# faster than eager, so compiling pays from about 9 s of eager run time; this estimate
+# (EAGER_LINK_FORCES_PER_S) runs 1.5x long on that machine, and the margin covers a busier one.
+COMPILE_MIN_EAGER_S = 15.0
 # Uncompiled throughput, link force evaluations per second on one thread (HMC with
 # CAMPAIGN_COMPILE=never, Omelyan, L = 32 x 64 chains for U(1), L = 16 x 16 for SU(2)
 # and U(2), measured on a loaded 2-core machine; benchmarks/hmc.py): the estimate of how
@@ -70,15 +76,23 @@ class _Kernel:
         self.dynamic = dynamic
         self.options = {**_INDUCTOR_OPTIONS, **(options or {})}
         self._compiled = None
+        self._packages: dict = {}  # argument signature -> loaded AOTInductor package
 
     def __call__(self, use_compiled: bool, *args):
         global _compile_disabled_reason
         if not use_compiled or _compile_disabled_reason is not None:
             return self.fn(*args)
+        args = tuple(map(_canonical_single_chain, args))
+        directory = aot.store()
+        if directory is not None:
+            try:
+                return self._call_package(directory, args)
+            except Exception as exc:  # noqa: BLE001 - torch.compile below decides
+                aot.disable(exc, self.name)
         try:
             if self._compiled is None:
                 self._compiled = torch.compile(self.fn, options=self.options, dynamic=self.dynamic)
-            return self._compiled(*map(_canonical_single_chain, args))
+            return self._compiled(*args)
         except Exception as exc:  # noqa: BLE001 - decided below by the eager call
             out = self.fn(*args)  # raises the caller's own errors
             msg = str(exc).strip().splitlines()
@@ -90,6 +104,15 @@ class _Kernel:
                 stacklevel=3,
             )
             return out
+
+    def _call_package(self, directory, args):
+        """The kernel from its ahead-of-time package (``aot``): no dynamo in the call."""
+        key = tuple((a.shape, a.stride(), a.dtype, a.device) if torch.is_tensor(a) else a for a in args)
+        package = self._packages.get(key)
+        if package is None:
+            package = self._packages[key] = aot.load_or_build(directory, self.fn, self.name, self.options, args)
+        return package(*(a for a in args if torch.is_tensor(a)))
+
 
 def _canonical_single_chain(t):
     """With one chain, the chain axis's stride is arbitrary (chains_last makes it 1, a
