@@ -12,14 +12,10 @@ import torch
 from . import aot
 
 COMPILE_MIN_LINKS = 8192  # links x chains from which "auto" compiles (L=16 x 16 chains)
-# Without a campaign compile cache (with one, ``aot`` packages load in milliseconds and
-# "auto" always compiles), "auto" compiles a run only if it would take longer than this
-# uncompiled: torch.compile costs seconds even with a warm inductor cache (dynamo traces
-# every kernel in every process).  Measured (benchmarks/hmc_cli.py, U(1) float32 L = 32 x
-# 64 chains, 1 thread, load 2 on 2 cores): 5.5 s of tracing, compiled trajectories 2.5x
-# faster than eager, so compiling pays from about 9 s of eager run time; this estimate
-# (EAGER_LINK_FORCES_PER_S) runs 1.5x long on that machine, and the margin covers a busier one.
-COMPILE_MIN_EAGER_S = 15.0
+# "auto" compiles a run only if it would take longer than this uncompiled: compiling
+# costs seconds even with a warm cache (dynamo traces every kernel in every process;
+# U(1), L = 32: about 7 s on a 2-core machine), so a short job runs faster eagerly.
+COMPILE_MIN_EAGER_S = 30.0
 # Uncompiled throughput, link force evaluations per second on one thread (HMC with
 # CAMPAIGN_COMPILE=never, Omelyan, L = 32 x 64 chains for U(1), L = 16 x 16 for SU(2)
 # and U(2), measured on a loaded 2-core machine; benchmarks/hmc.py): the estimate of how
