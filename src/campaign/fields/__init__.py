@@ -43,9 +43,9 @@ C++/OpenMP or Triton loops; on CPU sines and cosines become range-reduced polyno
 exact to a few ulp); they run eagerly for small problems, for inputs that require grad,
 and whenever compilation is unavailable or fails (one warning, then eager for the rest
 of the process).  Environment variable ``CAMPAIGN_COMPILE``: ``auto`` (default: compile
-from ``COMPILE_MIN_LINKS`` links x chains on, for runs long enough to pay for compiling, or
-for every run when a campaign compile cache holds the kernels ahead-of-time compiled:
-``aot``), ``1``/``always``, ``0``/``never``.
+from ``COMPILE_MIN_LINKS`` links x chains on, for runs long enough to pay for compiling;
+with a campaign compile cache the compiled kernels are ahead-of-time packages, ``aot``, that
+later jobs load without tracing), ``1``/``always``, ``0``/``never``.
 Nothing in the molecular-dynamics step synchronises with the host.
 
 Modules (imports point down the list): ``aot`` (AOTInductor packages in the campaign's

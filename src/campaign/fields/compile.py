@@ -12,9 +12,10 @@ import torch
 from . import aot
 
 COMPILE_MIN_LINKS = 8192  # links x chains from which "auto" compiles (L=16 x 16 chains)
-# "auto" compiles a run only if it would take longer than this uncompiled: compiling
-# costs seconds even with a warm cache (dynamo traces every kernel in every process;
-# U(1), L = 32: about 7 s on a 2-core machine), so a short job runs faster eagerly.
+# "auto" compiles a run only if it would take longer than this uncompiled: without a
+# campaign compile cache, dynamo traces every kernel in every process (U(1), L = 32: about
+# 5-7 s on a 2-core machine), and a cold cache's first job builds the ahead-of-time
+# packages (``aot``: 40-90 s); a warm cache loads them in milliseconds.
 COMPILE_MIN_EAGER_S = 30.0
 # Uncompiled throughput, link force evaluations per second on one thread (HMC with
 # CAMPAIGN_COMPILE=never, Omelyan, L = 32 x 64 chains for U(1), L = 16 x 16 for SU(2)

@@ -48,10 +48,10 @@ class _FastField(LinkField):
             return False
         if mode == "always":
             return True
-        # with a campaign compile cache, kernels load ahead-of-time compiled in milliseconds
-        # (compile.aot): compiling pays for every run length once the first job built them
-        if self.expected_work is not None and _compile.aot.store() is None \
-                and not _compile.compile_pays(self.name, q.dtype, self.expected_work):
+        # the run length decides, also with a campaign compile cache: a short run stays
+        # eager whatever the cache holds, so its bytes do not depend on which job ran first
+        # (compiled and eager kernels differ by rounding), and no short job pays a cold build
+        if self.expected_work is not None and not _compile.compile_pays(self.name, q.dtype, self.expected_work):
             return False
         return q.shape[0] * 2 * q.shape[-1] * q.shape[-2] >= _compile.COMPILE_MIN_LINKS
 
