@@ -83,6 +83,9 @@ class Phi4Score(nn.Module):
         if not (math.isfinite(c) and c > 0):
             raise CampaignError(f"the skip scale c must be > 0, got {c}")
         self.d, self.c, self.channels, self.layers = d, float(c), channels, layers
+        # torus distance (per axis) within which the output at a site sees its inputs:
+        # flat_diffusion.sample_flow builds the exact Jacobian from it (one colour per block)
+        self.receptive_radius = (kernel_size // 2) * (layers + 1)
         widths = [1] + [channels] * layers
         self.convs = nn.ModuleList(SymmetricConv(d, a, b, kernel_size) for a, b in zip(widths[:-1], widths[1:]))
         self.out = SymmetricConv(d, channels, 1, kernel_size)
