@@ -128,3 +128,12 @@ def test_coloured_flow_density_equals_the_dense_jacobian(d, shape):
     # no two sites of a colour are both near a third: the decompression is unambiguous
     one_hot = (colour[None, :] == torch.arange(int(colour.max()) + 1)[:, None]).double()
     assert int((one_hot @ near.double()).max()) == 1
+
+
+def test_coloured_exact_divergence_equals_the_dense_one():
+    net = trained_looking(Phi4Score(d=2, channels=3, layers=1).double()).requires_grad_(False)
+    x = torch.randn((3, 10, 10), generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    kw = dict(sigma_min=0.05, sigma_max=10.0, n_steps=4)
+    got = fd.flow_log_likelihood(net, x, **kw)
+    ref = fd.flow_log_likelihood(lambda y, sigma: net(y, sigma), x, **kw)
+    assert torch.allclose(got, ref, rtol=0, atol=1e-10)

@@ -266,8 +266,15 @@ def _heun_jacobian(score, x: torch.Tensor, s0: float, s1: float, radius: int) ->
 
 def _divergence(score, x, s, method: str, probes: int, generator):
     """(velocity, its divergence) at x: exact trace of the Jacobian, or Hutchinson's
-    Rademacher estimate averaged over ``probes`` probes."""
+    Rademacher estimate averaged over ``probes`` probes.  The exact trace of a score with a
+    ``receptive_radius`` comes from its coloured Jacobian (``_local_jacobian``)."""
     B = x.shape[0]
+    radius = getattr(score, "receptive_radius", None)
+    if method == "exact" and radius is not None:
+        with torch.no_grad():
+            v = _velocity(score, x, s)
+        jac = _local_jacobian(lambda z: _velocity(score, z, s), x, radius)
+        return v, jac.diagonal(dim1=1, dim2=2).sum(1).double()
     with torch.enable_grad():
         xi = x.detach().requires_grad_(True)
         v = _velocity(score, xi, s)
@@ -294,7 +301,8 @@ def flow_log_likelihood(score, x: torch.Tensor, sigma_min: float = 0.01, sigma_m
     """log p(x) per sample (float64) of the model's probability-flow ODE, x read as a sample
     at sigma_min:  log p_min(x) = log N(x(sigma_max); 0, sigma_max^2) - int sigma^2 div score d ln sigma,
     Heun steps in ln sigma on the geometric grid, the same rule for the divergence.
-    ``divergence='exact'``: D vector-Jacobian products per evaluation (small D only);
+    ``divergence='exact'``: D vector-Jacobian products per evaluation (small D only), or
+    one per colour for a score with a ``receptive_radius`` (``sample_flow``);
     'hutchinson': ``probes`` Rademacher probes (an unbiased divergence, a noisy likelihood,
     and log E[exp] is then biased: measure it against 'exact' where both are possible)."""
     sig = sigma_schedule(sigma_min, sigma_max, n_steps + 1, dtype=x.dtype, device=x.device).flip(0)
