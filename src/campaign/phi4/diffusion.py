@@ -17,7 +17,8 @@ itself apply).  The first term is the exact score of N(0, c^2) data, so an untra
 
 Exact samplers with the model as proposal (``campaign.flat_diffusion.sample_flow``: the
 discrete probability-flow map from N(0, sigma_max^2) and its exact log-density log q, with
-the full V x V Jacobian of every step, so small V only):
+the full V x V Jacobian of every step, built from one backward pass per colour of the
+network's ``receptive_radius``; V <= 1024):
 
 * ``independence_metropolis``: the model as an independence proposal in a Metropolis chain,
   accepting phi' with min(1, exp(-S(phi')) q(phi) / (exp(-S(phi)) q(phi'))).  Exact by
