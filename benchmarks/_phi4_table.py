@@ -13,7 +13,6 @@ n_eff(|M|); the diffusion model's training not included: it is printed per kappa
 """
 
 import argparse
-import json
 import math
 import tempfile
 from pathlib import Path
