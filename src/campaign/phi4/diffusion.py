@@ -17,7 +17,8 @@ itself apply).  The first term is the exact score of N(0, c^2) data, so an untra
 
 Exact samplers with the model as proposal (``campaign.flat_diffusion.sample_flow``: the
 discrete probability-flow map from N(0, sigma_max^2) and its exact log-density log q, with
-the full V x V Jacobian of every step, so small V only):
+the full V x V Jacobian of every step, built from one backward pass per colour of the
+network's ``receptive_radius``; V <= 1024):
 
 * ``independence_metropolis``: the model as an independence proposal in a Metropolis chain,
   accepting phi' with min(1, exp(-S(phi')) q(phi) / (exp(-S(phi)) q(phi'))).  Exact by
@@ -83,6 +84,9 @@ class Phi4Score(nn.Module):
         if not (math.isfinite(c) and c > 0):
             raise CampaignError(f"the skip scale c must be > 0, got {c}")
         self.d, self.c, self.channels, self.layers = d, float(c), channels, layers
+        # torus distance (per axis) within which the output at a site sees its inputs:
+        # flat_diffusion.sample_flow builds the exact Jacobian from it (one colour per block)
+        self.receptive_radius = (kernel_size // 2) * (layers + 1)
         widths = [1] + [channels] * layers
         self.convs = nn.ModuleList(SymmetricConv(d, a, b, kernel_size) for a, b in zip(widths[:-1], widths[1:]))
         self.out = SymmetricConv(d, channels, 1, kernel_size)
