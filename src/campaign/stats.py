@@ -100,13 +100,19 @@ def _plain(x: np.ndarray, note: str) -> dict:
             "n_eff": math.nan, "reliable": False, "note": note}
 
 
-def _gamma(replicas: list[np.ndarray]) -> tuple[float, float, float, float]:
-    """(value, error, tau_int, tau_int_error) of the Gamma method over the replicas."""
+def gamma_obs(replicas: list[np.ndarray]):
+    """The pyerrors Obs of the replicas (one ensemble), its Gamma method run with S_TAU."""
     pe = import_pyerrors()
     obs = pe.Obs(replicas, [f"ensemble|r{i:04d}" for i in range(len(replicas))])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         obs.gamma_method(S=S_TAU)
+    return obs
+
+
+def _gamma(replicas: list[np.ndarray]) -> tuple[float, float, float, float]:
+    """(value, error, tau_int, tau_int_error) of the Gamma method over the replicas."""
+    obs = gamma_obs(replicas)
     name = obs.e_names[0]
     return float(obs.value), float(obs.dvalue), float(obs.e_tauint[name]), float(obs.e_dtauint[name])
 

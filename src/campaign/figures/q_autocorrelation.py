@@ -4,7 +4,6 @@ couplings, with the Gamma method's window W and tau_int(W) (the analysis of the 
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import matplotlib
@@ -12,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..stats import S_TAU, gamma_replicas, import_pyerrors
+from ..stats import gamma_obs, gamma_replicas
 from .data import _PerConfig
 from .style import FULL_WIDTH, GROUP_LABEL, TOPOLOGICAL, _beta_colours, _fmt_beta, _group_order, _no_data
 
@@ -41,11 +40,7 @@ def q_autocorrelation(table: pd.DataFrame, column: str = "Q") -> Autocorrelation
     replicas = gamma_replicas(chains)
     if not replicas or all(np.ptp(r) == 0 for r in replicas):
         return Autocorrelation(np.zeros(0), np.zeros(0), np.zeros(0), 0, math.inf, frozen=True)
-    pe = import_pyerrors()
-    obs = pe.Obs(replicas, [f"ensemble|r{i:04d}" for i in range(len(replicas))])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        obs.gamma_method(S=S_TAU)
+    obs = gamma_obs(replicas)
     name = obs.e_names[0]
     return Autocorrelation(np.asarray(obs.e_rho[name], float), np.asarray(obs.e_drho[name], float),
                            np.asarray(obs.e_n_tauint[name], float), int(obs.e_windowsize[name]),
