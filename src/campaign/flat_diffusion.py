@@ -206,6 +206,13 @@ def _per_sample_jacobian(fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 _SITES_PER_PASS = 32768
 
 
+def colour_periods(shape: tuple[int, ...], radius: int) -> list[int]:
+    """Per axis, the smallest divisor of the extent that is > 2 radius (the extent itself if
+    none is smaller): the colouring's period (``_colouring``); their product is the number of
+    backward passes of one exact Jacobian (``_local_jacobian``)."""
+    return [next((p for p in range(2 * radius + 1, n) if n % p == 0), n) for n in shape]
+
+
 def _colouring(shape: tuple[int, ...], radius: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """(colour, near) for a function on the periodic lattice ``shape`` whose output at a site
     depends only on inputs within torus distance ``radius`` along every axis.  Along each axis
@@ -213,7 +220,7 @@ def _colouring(shape: tuple[int, ...], radius: int, device=None) -> tuple[torch.
     itself if none is smaller): two sites of one colour are then never both within ``radius``
     of a third.  colour (D,) is each site's colour, near (D, D) the mask of pairs within
     ``radius`` (where the Jacobian can be nonzero)."""
-    periods = [next((p for p in range(2 * radius + 1, n) if n % p == 0), n) for n in shape]
+    periods = colour_periods(shape, radius)
     coords = torch.stack(torch.meshgrid(*[torch.arange(n, device=device) for n in shape], indexing="ij"), -1)
     coords = coords.reshape(-1, len(shape))
     colour = torch.zeros(coords.shape[0], dtype=torch.long, device=device)

@@ -218,8 +218,7 @@ def generate_ensemble(
                  hmc_memory_bytes(N, settings.L, settings.chains, settings.n_configs, settings.dtype), force)
     out = Path(out)
     torch_device = resolve_device(settings.device)
-    fingerprint = {k: v for k, v in asdict(settings).items() if k != "device"}
-    with ResumableJob(out, fingerprint, force=force, label=f"hmc {settings.group} beta={settings.beta:g}") as job:
+    with ResumableJob(out, _portable(asdict(settings)), force=force, label=f"hmc {settings.group} beta={settings.beta:g}") as job:
         run = HMCRun(settings, job.parts, torch_device)
         wall = run.run(checkpoint_interval=checkpoint_interval, progress=progress)
         links, chain, step, history = run.collect()
@@ -245,6 +244,12 @@ def _write(out, run, settings, links, chain, step, history, wall) -> None:
         "wall_time_s": wall,
     }
     io.write_ensemble(out, links, attrs, history=history, chain=chain, step=step)
+
+
+def _portable(settings: dict) -> dict:
+    """The settings a checkpoint must match: all but the device, so that a checkpoint moves
+    between CPU and GPU (older checkpoints recorded it: dropped here before comparing)."""
+    return {k: v for k, v in settings.items() if k != "device"}
 
 
 class HMCRun:
@@ -278,9 +283,7 @@ class HMCRun:
         return self.parts / "state.pt"
 
     def _fingerprint(self) -> dict:
-        """The settings a checkpoint must match; not the device, so a checkpoint moves
-        between CPU and GPU (older checkpoints recorded it: ignored when comparing)."""
-        return {k: v for k, v in asdict(self.s).items() if k != "device"}
+        return _portable(asdict(self.s))
 
     def _load(self) -> bool:
         from . import io
@@ -289,7 +292,7 @@ class HMCRun:
         if not path.exists():
             return False
         state = io.load_torch(path, "HMC checkpoint")
-        if {k: v for k, v in state.get("settings", {}).items() if k != "device"} != self._fingerprint():
+        if _portable(state.get("settings", {})) != self._fingerprint():
             raise CampaignError(
                 f"checkpoint {path} was made with different settings; delete {self.parts} to start afresh"
             )

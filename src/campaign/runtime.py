@@ -16,7 +16,7 @@ job, so that ``campaign hmc`` runs the way ``benchmarks/hmc.py`` measures it:
   job compiles and the others load.  Given as an argument or ``CAMPAIGN_COMPILE_CACHE``;
   otherwise torch's default (``/tmp/torchinductor_$USER``).  The fields' kernels go there
   compiled ahead of time (``campaign.fields.aot``): a later job loads them without
-  dynamo, and ``CAMPAIGN_COMPILE=auto`` then compiles runs of every length.
+  dynamo.  Whether a job compiles at all stays ``campaign.fields``' decision (the run's length).
 """
 
 from __future__ import annotations

@@ -129,17 +129,17 @@ def phi4_sample_cost(w):
     s = phi4_section()["sample"]
     V = int(w.L) ** 2
     n = s["configs_per_chain"] * s["chains"]
-    # the exact flow Jacobian takes one backward pass per colour of the score's locality
-    # (campaign.flat_diffusion._colouring), not one per site
+    # the exact flow Jacobian takes one backward pass per colour of the score's locality, not one per site
     per_call = THROUGHPUT["cpu"]["call_s"] + V * _phi4_colours(int(w.L)) * _phi4_net_units() / THROUGHPUT["cpu"]["net_units"]
     return n * 2 * s["flow_steps"] * per_call, n * V * V * 8
 
 
 def _phi4_colours(L):
+    from campaign.flat_diffusion import colour_periods
+    from campaign.phi4.diffusion import receptive_radius
+
     m = phi4_section()["model"]
-    radius = (m["kernel_size"] // 2) * (m["layers"] + 1)  # Phi4Score.receptive_radius
-    period = next((p for p in range(2 * radius + 1, L) if L % p == 0), L)
-    return period ** 2
+    return math.prod(colour_periods((L, L), receptive_radius(m["kernel_size"], m["layers"])))
 
 
 def phi4_runtime(cost):

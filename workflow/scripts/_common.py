@@ -27,36 +27,24 @@ def start(snakemake) -> None:
 
     torch.set_num_threads(max(1, int(snakemake.threads)))
     print(job_header(snakemake), flush=True)
-    sys.excepthook = _stop_quietly_when_preempted(snakemake.rule)
-
-
-def _stop_quietly_when_preempted(rule: str):
-    """An excepthook: a job stopped by the scheduler's signal (campaign.preemption.Preempted,
-    its checkpoint written) ends with one line and EXIT_PREEMPTED, which Snakemake retries;
-    every other exception goes to the hook installed before (one_line_errors)."""
-    previous = sys.excepthook
-
-    def hook(exc_type, exc, tb):
-        from campaign.preemption import EXIT_PREEMPTED, Preempted
-
-        if not issubclass(exc_type, Preempted):
-            return previous(exc_type, exc, tb)
-        print(f"{rule}: stopped: {exc}", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os._exit(EXIT_PREEMPTED)  # the job's finally blocks have run: its files are closed
-
-    return hook
 
 
 def one_line_errors(rule: str) -> None:
-    """A user error (``campaign.errors.CampaignError``: a bad input, an output locked by
-    another run, ...) ends the job with one line in its log, as on the command line; any
-    other exception keeps its traceback.  The exit status stays 1."""
+    """How a job ends on an exception it does not catch.  Stopped by the scheduler's signal
+    (``campaign.preemption.Preempted``, its checkpoint written): one line and EXIT_PREEMPTED,
+    which Snakemake retries.  A user error (``campaign.errors.CampaignError``: a bad input, an
+    output locked by another run, ...): one line in its log, as on the command line, exit
+    status 1.  Anything else keeps its traceback."""
     from campaign.errors import CampaignError
+    from campaign.preemption import EXIT_PREEMPTED, Preempted
 
     default = sys.excepthook
 
     def hook(kind, exc, tb):
+        if issubclass(kind, Preempted):
+            print(f"{rule}: stopped: {exc}", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(EXIT_PREEMPTED)  # the job's finally blocks have run: its files are closed
         if issubclass(kind, CampaignError):
             print(f"{rule}: error: {exc}", file=sys.stderr, flush=True)
         else:

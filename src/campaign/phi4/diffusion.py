@@ -71,6 +71,12 @@ class SymmetricConv(nn.Module):
         return _CONV[self.d](padded, _hyperoctahedral(self.weight, self.d))
 
 
+def receptive_radius(kernel_size: int, layers: int) -> int:
+    """Torus distance per axis within which Phi4Score's output at a site sees its inputs:
+    ``layers`` hidden convolutions and the output convolution, each reaching kernel_size // 2."""
+    return (kernel_size // 2) * (layers + 1)
+
+
 class Phi4Score(nn.Module):
     """Z2-odd, translation- and point-group-equivariant score network (module docstring)."""
 
@@ -86,7 +92,7 @@ class Phi4Score(nn.Module):
         self.d, self.c, self.channels, self.layers = d, float(c), channels, layers
         # torus distance (per axis) within which the output at a site sees its inputs:
         # flat_diffusion.sample_flow builds the exact Jacobian from it (one colour per block)
-        self.receptive_radius = (kernel_size // 2) * (layers + 1)
+        self.receptive_radius = receptive_radius(kernel_size, layers)
         widths = [1] + [channels] * layers
         self.convs = nn.ModuleList(SymmetricConv(d, a, b, kernel_size) for a, b in zip(widths[:-1], widths[1:]))
         self.out = SymmetricConv(d, channels, 1, kernel_size)
