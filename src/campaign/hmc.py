@@ -221,9 +221,13 @@ def generate_ensemble(
     with ResumableJob(out, _portable(asdict(settings)), force=force, label=f"hmc {settings.group} beta={settings.beta:g}") as job:
         run = HMCRun(settings, job.parts, torch_device)
         wall = run.run(checkpoint_interval=checkpoint_interval, progress=progress)
-        links, chain, step, history = run.collect()
-        job.check_count(links.shape[0], settings.n_configs)
-        _write(out, run, settings, links, chain, step, history, wall)
+        try:
+            links, chain, step, history = run.collect()
+            job.check_count(links.shape[0], settings.n_configs)
+            _write(out, run, settings, links, chain, step, history, wall)
+        except Exception:
+            run._checkpoint()  # the finished trajectories are kept for a rerun
+            raise
         job.finish()
     return out
 
@@ -321,17 +325,23 @@ class HMCRun:
                 extra.unlink()
         return True
 
+    def _pending_part(self) -> dict | None:
+        """The configurations and history since the last checkpoint, as a part."""
+        if not (self._pending_configs or self._pending_history):
+            return None
+        return {
+            "configs": torch.stack(self._pending_configs) if self._pending_configs else None,
+            "steps": list(self._pending_steps),
+            "history": {k: torch.stack([h[k] for h in self._pending_history]).cpu()
+                        for k in self._pending_history[0]} if self._pending_history else {},
+        }
+
     def _checkpoint(self) -> None:
         from . import io
 
         self.parts.mkdir(parents=True, exist_ok=True)
-        if self._pending_configs or self._pending_history:
-            part = {
-                "configs": torch.stack(self._pending_configs) if self._pending_configs else None,
-                "steps": list(self._pending_steps),
-                "history": {k: torch.stack([h[k] for h in self._pending_history]).cpu()
-                            for k in self._pending_history[0]} if self._pending_history else {},
-            }
+        part = self._pending_part()
+        if part is not None:
             io.save_torch_atomic(part, self.parts / f"part_{self.n_parts:05d}.pt")
             self.n_parts += 1
             self._pending_configs, self._pending_steps, self._pending_history = [], [], []
@@ -397,32 +407,45 @@ class HMCRun:
                     f"plaq={float(diag['plaquette'].mean()):.4f} n_md={self.controller.n_steps}"
                     + (" (therm)" if thermalising else ""),
                 )
-        self._checkpoint()
+        # no final checkpoint: collect takes the last part from memory, and a failure
+        # before the output is written checkpoints then (generate_ensemble)
         bar.update(self.trajectories_done, "done", force=True)
         return time.monotonic() - start
 
-    def collect(self):
-        """Assemble the finished ensemble from the parts: links measurement-major,
-        chain-minor, truncated to exactly n_configs."""
+    def _parts(self):
+        """The finished parts in order: those checkpointed, then the one in memory."""
         from . import io
 
-        configs, steps, history = [], [], {}
         for k in range(self.n_parts):
-            part = io.load_torch(self.parts / f"part_{k:05d}.pt", "HMC checkpoint part")
+            yield io.load_torch(self.parts / f"part_{k:05d}.pt", "HMC checkpoint part")
+        part = self._pending_part()
+        if part is not None:
+            yield part
+
+    def collect(self):
+        """Assemble the finished ensemble from the parts: links measurement-major,
+        chain-minor, truncated to exactly n_configs (filled into one tensor: concatenating
+        the parts copied every configuration twice)."""
+        n = self.s.n_configs
+        links, filled, steps, history = None, 0, [], {}
+        for part in self._parts():
             if part["configs"] is not None:
-                configs.append(self._links(part["configs"]))
+                block = self._links(part["configs"])  # (measurements, chains, 2, L, L, N, N)
+                chains = block.shape[1]
                 steps.extend(part["steps"])
+                rows = block.flatten(0, 1)[: max(0, n - filled)]
+                if links is None:
+                    links = torch.empty((n, *rows.shape[1:]), dtype=rows.dtype)
+                links[filled:filled + rows.shape[0]] = rows
+                filled += rows.shape[0]
             for key, value in part["history"].items():
                 history.setdefault(key, []).append(value)
-        links = torch.cat(configs)  # (n_meas, chains, 2, L, L, N, N)
-        n_meas, chains = links.shape[:2]
-        links = links.reshape(n_meas * chains, *links.shape[2:])
-        chain = np.tile(np.arange(chains), n_meas)
-        step = np.repeat(np.asarray(steps, dtype=np.int64), chains)
-        n = self.s.n_configs
+        links = links[:filled]
+        chain = np.tile(np.arange(chains), len(steps))[:filled]
+        step = np.repeat(np.asarray(steps, dtype=np.int64), chains)[:filled]
         hist = {k: torch.cat(v).numpy() for k, v in history.items()}
         hist["accepted"] = hist["accepted"].astype(np.int8)
-        return links[:n], chain[:n], step[:n], hist
+        return links, chain, step, hist
 
     def _links(self, configs):
         """Stored configurations (measurements, chains, 2, ...) as links.  The run stores
