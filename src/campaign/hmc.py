@@ -424,28 +424,24 @@ class HMCRun:
 
     def collect(self):
         """Assemble the finished ensemble from the parts: links measurement-major,
-        chain-minor, truncated to exactly n_configs (filled into one tensor: concatenating
-        the parts copied every configuration twice)."""
-        n = self.s.n_configs
-        links, filled, steps, history = None, 0, [], {}
+        chain-minor, truncated to exactly n_configs (a run without checkpoints has one part:
+        its links are used as they are, no copy)."""
+        blocks, steps, history = [], [], {}
         for part in self._parts():
             if part["configs"] is not None:
-                block = self._links(part["configs"])  # (measurements, chains, 2, L, L, N, N)
-                chains = block.shape[1]
+                blocks.append(self._links(part["configs"]))  # (measurements, chains, 2, L, L, N, N)
                 steps.extend(part["steps"])
-                rows = block.flatten(0, 1)[: max(0, n - filled)]
-                if links is None:
-                    links = torch.empty((n, *rows.shape[1:]), dtype=rows.dtype)
-                links[filled:filled + rows.shape[0]] = rows
-                filled += rows.shape[0]
             for key, value in part["history"].items():
                 history.setdefault(key, []).append(value)
-        links = links[:filled]
-        chain = np.tile(np.arange(chains), len(steps))[:filled]
-        step = np.repeat(np.asarray(steps, dtype=np.int64), chains)[:filled]
+        links = blocks[0] if len(blocks) == 1 else torch.cat(blocks)
+        n_meas, chains = links.shape[:2]
+        links = links.flatten(0, 1)
+        chain = np.tile(np.arange(chains), n_meas)
+        step = np.repeat(np.asarray(steps, dtype=np.int64), chains)
+        n = self.s.n_configs
         hist = {k: torch.cat(v).numpy() for k, v in history.items()}
         hist["accepted"] = hist["accepted"].astype(np.int8)
-        return links, chain, step, hist
+        return links[:n], chain[:n], step[:n], hist
 
     def _links(self, configs):
         """Stored configurations (measurements, chains, 2, ...) as links.  The run stores
