@@ -3,8 +3,11 @@ and autograd: action, force, drift, momenta, round trips, unitarity, trajectorie
 statistics, and the compiled kernels against the eager ones."""
 
 import math
+import subprocess
+import sys
 
 import numpy as np
+
 import pytest
 import torch
 
@@ -406,6 +409,31 @@ def test_ahead_of_time_package_equals_torch_compile(monkeypatch, tmp_path):
     loaded = C._Kernel(_gaussian_pairs, dynamic=True)(True, key, 999, torch.float32)
     assert aot.store() is not None, aot._broken
     assert torch.equal(built, expected) and torch.equal(loaded, expected)
+
+
+_BUILDER = """
+import sys, time
+from pathlib import Path
+from campaign.fields.aot import build_once
+
+def build(partial):
+    with open(sys.argv[2], "a") as log:
+        log.write("built\\n")
+    time.sleep(1.0)  # the other job asks meanwhile
+    partial.write_text("package")
+
+build_once(Path(sys.argv[1]), build)
+"""
+
+
+def test_concurrent_jobs_build_a_package_once(tmp_path):
+    """The first wave of a campaign's jobs: one builds, the others wait and load."""
+    script, package, log = tmp_path / "build.py", tmp_path / "aoti" / "k.pt2", tmp_path / "builds.log"
+    script.write_text(_BUILDER)
+    jobs = [subprocess.Popen([sys.executable, str(script), str(package), str(log)]) for _ in range(3)]
+    assert [j.wait(timeout=120) for j in jobs] == [0, 0, 0]
+    assert log.read_text().splitlines() == ["built"] and package.read_text() == "package"
+    assert sorted(p.name for p in package.parent.iterdir()) == ["k.lock", "k.pt2"]
 
 
 def test_ahead_of_time_failure_falls_back_to_torch_compile(gen, monkeypatch, tmp_path):

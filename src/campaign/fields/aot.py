@@ -93,15 +93,33 @@ def load_or_build(directory: Path, fn, name: str, options: dict, args):
     """The package for fn at these arguments (built and written atomically if missing), as
     a callable of the tensor arguments."""
     path = directory / f"{package_key(name, options, args)}.pt2"
-    if not path.exists():
-        directory.mkdir(parents=True, exist_ok=True)
+
+    def build(partial: Path) -> None:
         tensors = tuple(a for a in args if torch.is_tensor(a))
         exported = torch.export.export(_Bound(fn, args), tensors)
-        partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.pt2")
         torch._inductor.aoti_compile_and_package(exported, package_path=str(partial),
                                                  inductor_configs=dict(options))
-        os.replace(partial, path)  # concurrent jobs: the last complete package wins
+
+    build_once(path, build)
     return _Package(path)
+
+
+def build_once(path: Path, build) -> None:
+    """Make ``path`` with ``build(partial)`` unless it exists.  Concurrent jobs of a campaign
+    wait for the one that builds (a lock beside the package: a killed builder releases it),
+    so the first wave of jobs builds each package once instead of once per job."""
+    import fcntl
+
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.lockf(lock, fcntl.LOCK_EX)
+        if path.exists():  # built by the job that held the lock
+            return
+        partial = path.with_name(f"{path.stem}.{os.getpid()}.partial{path.suffix}")
+        build(partial)
+        os.replace(partial, path)
 
 
 class _Package:
