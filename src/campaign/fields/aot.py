@@ -7,7 +7,8 @@ is a shared library with the kernel and its C++ wrapper; loading one and calling
 skips dynamo and AOT autograd altogether (tens of milliseconds per kernel).  So, when a
 campaign names a compile cache (``CAMPAIGN_COMPILE_CACHE``, set by ``campaign.runtime``),
 the first job exports each kernel for each argument signature it meets and packages it
-(``<cache>/aoti/``); every later job loads the package.  The package is the same inductor
+(``<cache>/aoti/``); every later job loads the package, and jobs that start together wait
+for the one building it (``build_once``).  The package is the same inductor
 code torch.compile runs, with the same options: the results are bit-identical to the
 torch.compile path (tests/test_fields.py checks it).
 
