@@ -1,0 +1,296 @@
+"""The L-CNN of ``campaign.diffusion.lcnn`` in real arithmetic: same parameters, same
+function (to rounding), written so that torch.compile (inductor) fuses it.
+
+Representation
+--------------
+As in ``fast_lcnn``, a complex 2x2 site field is a complexified quaternion
+``W = w_0 1 + sum_k w_k i sigma_k`` (U(1): w_0 only); here its components are stored as
+REAL tensors ``(B, K, 2, C, L, L)``: K = 4 (1) components, (Re, Im), C channels, sites
+last.  Complex products are written out in real arithmetic, so the whole network is real
+tensor algebra: inductor's CPU code generator fuses the elementwise work into a few
+loops (complex tensors it leaves to eager fall-back kernels, and there the
+complex-quaternion ``FastLCNN`` gains nothing from compiling).
+
+* channel mixing with complex weights a: one real matrix product with the block matrix
+  [[Re a, -Im a], [Im a, Re a]] over the (Re/Im, channel) axis;
+* ``W^dag = (conj w_0, -conj w)``: the real components times a fixed sign;
+  ``a' W^dag = sign * conj(conj(a') W)``, so (W, W^dag) mixing is one matrix product;
+* parallel transport ``U W U^dag`` rotates (w_1, w_2, w_3) by the SO(3) matrix of the
+  link's SU(2) part (identity for U(1)), given as nine real site fields;
+* the input loops are products of the links' quaternions, computed in the same
+  representation, and the output is assembled as the real view of the complex algebra
+  element per link.
+
+``RealLCNN`` subclasses ``LCNN`` (the state_dict is the reference's).  ``forward`` takes
+and returns what ``LCNN.forward`` does; ``compiled(True)`` makes it run the real network
+through torch.compile (``campaign.fields.compile``'s inductor options; a compilation that
+fails warns once and the process stays eager).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from .lcnn import LCNN
+
+SITE_AXES = (-2, -1)  # x, y axes of a field (B, K, 2, C, L, L) or a link field (B, K, 2, L, L)
+
+
+# ------------------------------------------------------------ representation
+def dagger_sign(K: int, dtype, device, trailing: int) -> torch.Tensor:
+    """Real components of W^dag = those of W times this (K, 2, 1 x trailing): (conj w_0, -conj w)."""
+    s = torch.ones(K, 2, *(1,) * trailing, dtype=dtype, device=device)
+    s[0, 1] = -1.0
+    s[1:, 0] = -1.0
+    return s
+
+
+def links_real(U: torch.Tensor) -> list[torch.Tensor]:
+    """Real view of complex links (B, 2, L, L, N, N, 2) -> per direction (B, K, 2, L, L):
+    U = u_0 1 + sum_k u_k i sigma_k (N = 2), u_0 = U (N = 1)."""
+    out = []
+    for mu in (0, 1):
+        m = U[:, mu].movedim((-3, -2, -1), (1, 2, 3))  # (B, N, N, 2, L, L)
+        if m.shape[1] == 1:
+            out.append(m[:, 0])
+            continue
+        m00, m01, m10, m11 = m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1]
+        s, d = m01 + m10, m00 - m11  # z / i = (Im z, -Re z)
+        out.append(torch.stack(((m00 + m11) / 2, torch.stack((s[:, 1], -s[:, 0]), 1) / 2,
+                                (m01 - m10) / 2, torch.stack((d[:, 1], -d[:, 0]), 1) / 2), 1))
+    return out
+
+
+def cmul(ar, ai, br, bi):
+    return ar * br - ai * bi, ar * bi + ai * br
+
+
+def product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Componentwise product of fields (B, K, 2, ...) (quaternion product for K = 4,
+    e_j e_k = -delta_jk - eps_jkl e_l; complex product for K = 1)."""
+    if a.shape[1] == 1:
+        re, im = cmul(a[:, 0, 0], a[:, 0, 1], b[:, 0, 0], b[:, 0, 1])
+        return torch.stack((re, im), 1)[:, None]
+    (a0r, a0i), (a1r, a1i), (a2r, a2i), (a3r, a3i) = ((a[:, k, 0], a[:, k, 1]) for k in range(4))
+    (b0r, b0i), (b1r, b1i), (b2r, b2i), (b3r, b3i) = ((b[:, k, 0], b[:, k, 1]) for k in range(4))
+    # real and imaginary parts of sums of complex products, written out
+    rows = (
+        (a0r * b0r - a0i * b0i - a1r * b1r + a1i * b1i - a2r * b2r + a2i * b2i - a3r * b3r + a3i * b3i,
+         a0r * b0i + a0i * b0r - a1r * b1i - a1i * b1r - a2r * b2i - a2i * b2r - a3r * b3i - a3i * b3r),
+        (a0r * b1r - a0i * b1i + a1r * b0r - a1i * b0i - a2r * b3r + a2i * b3i + a3r * b2r - a3i * b2i,
+         a0r * b1i + a0i * b1r + a1r * b0i + a1i * b0r - a2r * b3i - a2i * b3r + a3r * b2i + a3i * b2r),
+        (a0r * b2r - a0i * b2i + a2r * b0r - a2i * b0i - a3r * b1r + a3i * b1i + a1r * b3r - a1i * b3i,
+         a0r * b2i + a0i * b2r + a2r * b0i + a2i * b0r - a3r * b1i - a3i * b1r + a1r * b3i + a1i * b3r),
+        (a0r * b3r - a0i * b3i + a3r * b0r - a3i * b0i - a1r * b2r + a1i * b2i + a2r * b1r - a2i * b1i,
+         a0r * b3i + a0i * b3r + a3r * b0i + a3i * b0r - a1r * b2i - a1i * b2r + a2r * b1i + a2i * b1r),
+    )
+    return torch.stack([c for row in rows for c in row], 1).unflatten(1, (4, 2))
+
+
+def real_block(w: torch.Tensor) -> torch.Tensor:
+    """Complex weight (..., C_out, C_in) -> real (..., 2 C_out, 2 C_in) acting on (Re, Im) x channels."""
+    re, im = w.real, w.imag
+    return torch.cat((torch.cat((re, -im), -1), torch.cat((im, re), -1)), -2)
+
+
+def mix(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Real weight (rows, 2 C_in) on a field (B, K, 2, C_in, L, L) -> (B, K, rows, L, L)."""
+    B, K, _, _, L1, L2 = x.shape
+    return (w @ x.reshape(B, K, -1, L1 * L2)).reshape(B, K, -1, L1, L2)
+
+
+def complex_weight(p: torch.Tensor, dtype) -> torch.Tensor:
+    """The reference's real parameter (..., 2) -> complex (...)."""
+    return torch.view_as_complex(p.to(dtype).contiguous())
+
+
+# ------------------------------------------------------------------- transport
+def rotation(q: torch.Tensor) -> list[list[torch.Tensor]]:
+    """R_ij (i, j = 1..3) of W -> u W u^dag for a link (B, 4, 2, L, L), each (B, 1, 1, L, L).
+    R_ij = (|u_0|^2 - |u|^2) delta_ij + 2 P_ij + 2 eps_ijk P_0k, P_ab = Re conj(u_a) u_b:
+    bilinear in (conj u, u), so a U(2) phase drops out."""
+    P = [[(q[:, a] * q[:, b]).sum(1)[:, None, None] for b in range(4)] for a in range(4)]
+    v1, v2, v3 = 2 * P[0][1], 2 * P[0][2], 2 * P[0][3]
+    d = P[0][0] - P[1][1] - P[2][2] - P[3][3]
+    return [[d + 2 * P[1][1], 2 * P[1][2] + v3, 2 * P[1][3] - v2],
+            [2 * P[2][1] - v3, d + 2 * P[2][2], 2 * P[2][3] + v1],
+            [2 * P[3][1] + v2, 2 * P[3][2] - v1, d + 2 * P[3][3]]]
+
+
+def rotate(R, X: torch.Tensor) -> torch.Tensor:
+    """w_0 kept, w_i -> sum_j R_ij w_j."""
+    v = X[:, 1], X[:, 2], X[:, 3]
+    rows = [R[i][0] * v[0] + R[i][1] * v[1] + R[i][2] * v[2] for i in range(3)]
+    return torch.stack((X[:, 0], *rows), 1)
+
+
+class Transport:
+    """Parallel transport of (B, K, 2, C, L, L) fields along both axes."""
+
+    def __init__(self, q: list[torch.Tensor]):
+        self.abelian = q[0].shape[1] == 1
+        if not self.abelian:
+            self.R = [rotation(q[mu]) for mu in (0, 1)]
+            self.RT = [[list(r) for r in zip(*R)] for R in self.R]
+
+    def forward_(self, X: torch.Tensor, mu: int) -> torch.Tensor:
+        """U_mu(x) X(x + mu) U_mu(x)^dag."""
+        Xs = torch.roll(X, -1, SITE_AXES[mu])
+        return Xs if self.abelian else rotate(self.R[mu], Xs)
+
+    def backward_(self, X: torch.Tensor, mu: int) -> torch.Tensor:
+        """U_mu(x - mu)^dag X(x - mu) U_mu(x - mu): rotate by R(x)^T, then shift."""
+        if not self.abelian:
+            X = rotate(self.RT[mu], X)
+        return torch.roll(X, 1, SITE_AXES[mu])
+
+
+# ---------------------------------------------------------------------- layers
+def input_loops(q: list[torch.Tensor], loops: str) -> torch.Tensor:
+    """``lcnn.input_loops`` as a field (B, K, 2, C0, L, L)."""
+    sign = dagger_sign(q[0].shape[1], q[0].dtype, q[0].device, 2)
+    shift = lambda f, mu, n=1: torch.roll(f, -n, SITE_AXES[mu])  # noqa: E731
+
+    def loop(lx, ly, r, t):  # lx(x) ly(x + r 0) (ly(x) lx(x + t 1))^dag
+        return product(product(lx, shift(ly, 0, r)), product(ly, shift(lx, 1, t)) * sign)
+
+    p = loop(q[0], q[1], 1, 1)
+    fields = [p, p * sign]
+    if loops == "rect":
+        lx2, ly2 = product(q[0], shift(q[0], 0)), product(q[1], shift(q[1], 1))
+        r21, r12 = loop(lx2, q[1], 2, 1), loop(q[0], ly2, 1, 2)
+        fields += [r21, r21 * sign, r12, r12 * sign]
+    return torch.stack(fields, 3)
+
+
+def conv(layer, T: Transport, x: torch.Tensor) -> torch.Tensor:
+    """``LConv``: every term's channel mixing in one matrix product, then the transports
+    (Horner-style from the farthest term)."""
+    w = complex_weight(layer.weight, x.dtype).reshape(layer.c_out, layer.c_in, layer.n_terms)
+    M = mix(real_block(w.permute(2, 0, 1)).reshape(-1, 2 * layer.c_in), x)
+    M = M.unflatten(2, (layer.n_terms, 2, layer.c_out))
+    out = M[:, :, 0]
+    R_ = layer.reach
+    for mu in (0, 1) if R_ else ():
+        for d, step in enumerate((T.forward_, T.backward_)):
+            first = 1 + (2 * mu + d) * R_
+            acc = M[:, :, first + R_ - 1]
+            for k in range(R_ - 2, -1, -1):
+                acc = M[:, :, first + k] + step(acc, mu)
+            out = out + step(acc, mu)
+    return out
+
+
+def _bilin_side(weight, const, x: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+    """sum_j a_j x_j + a'_j x_j^dag + a_0 1 in one matrix product."""
+    w = complex_weight(weight, x.dtype)
+    c_out, c_in = w.shape[0], x.shape[3]
+    P = mix(torch.cat((real_block(w[:, :c_in]), real_block(w[:, c_in:].conj())), 0), x)
+    P = P.unflatten(2, (2, 2, c_out))  # (B, K, plain/dagger, Re/Im, C_out, L, L)
+    c = const.to(x.dtype)  # (C_out, 2): a_0 on the identity component
+    one = torch.zeros(x.shape[1], 2, c_out, 1, 1, dtype=x.dtype, device=x.device)
+    one[0] = c.t()[..., None, None]
+    return P[:, :, 0] + sign * P[:, :, 1] + one
+
+
+def bilin(layer, x: torch.Tensor, Y: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+    return product(_bilin_side(layer.a, layer.a0, x, sign), _bilin_side(layer.b, layer.b0, Y, sign))
+
+
+def trace_norm(X: torch.Tensor) -> torch.Tensor:
+    """r^2 = mean over channels of sum_k |w_k|^2 per site."""
+    B, K, _, C, L1, L2 = X.shape
+    r2 = X.reshape(B, -1, L1, L2).square().sum(1) / C
+    return X * torch.rsqrt(1.0 + r2)[:, None, None, None]
+
+
+def act(layer, X: torch.Tensor, bias_shift: torch.Tensor) -> torch.Tensor:
+    """Gate sigmoid(p Re w_0 + q Im w_0 + c) per channel."""
+    pq = layer.pq.to(X.dtype)
+    z = X[:, 0, 0] * pq[:, 0, None, None] + X[:, 0, 1] * pq[:, 1, None, None]
+    gate = torch.sigmoid(z + (layer.bias.to(X.dtype) + bias_shift)[..., None, None])
+    return X * gate[:, None, None]
+
+
+def head(layer, T: Transport, X: torch.Tensor, N: int, special: bool) -> torch.Tensor:
+    """``LinkHead``: real view (B, 2, L, L, N, N, 2) of the algebra element per link."""
+    C = layer.channels
+    w = complex_weight(layer.weight, X.dtype)  # (2, 3C)
+    out = []
+    for mu in (0, 1):
+        there = T.forward_(X, mu)
+        wa, wb, wc = (real_block(w[mu, i * C:(i + 1) * C][None]) for i in range(3))  # (2, 2C)
+        y = mix(wa, X) + mix(wb, there) + mix(wc, product(X, there))  # (B, K, Re/Im, L, L)
+        # (Y - Y^dag)/2: i Im y_0 1 + Re y . e (y_0 dropped for SU(2))
+        c0 = torch.zeros_like(y[:, 0, 1]) if special else y[:, 0, 1]
+        zero = torch.zeros_like(c0)
+        if N == 1:
+            parts = [zero, c0]
+        else:
+            c1, c2, c3 = y[:, 1, 0], y[:, 2, 0], y[:, 3, 0]
+            # [[i (c0 + c3), c2 + i c1], [-c2 + i c1, i (c0 - c3)]] as (row, column, Re/Im)
+            parts = [zero, c0 + c3, c2, c1, -c2, c1, zero, c0 - c3]
+        out.append(torch.stack(parts, -1).unflatten(-1, (N, N, 2)))
+    return torch.stack(out, 1)
+
+
+class RealLCNN(LCNN):
+    """``LCNN`` evaluated in real arithmetic (module docstring); ``compiled(True)`` runs it
+    through torch.compile."""
+
+    _compile_failed: str | None = None  # why compilation failed in this process
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._use_compiled = False
+        self._compiled_fn = None
+
+    def compiled(self, flag: bool = True) -> "RealLCNN":
+        self._use_compiled = bool(flag)
+        return self
+
+    @property
+    def compiles(self) -> bool:
+        return self._use_compiled and RealLCNN._compile_failed is None
+
+    def features_real(self, q: list[torch.Tensor], T: Transport, sigma: torch.Tensor) -> torch.Tensor:
+        """Final site fields (B, K, 2, C, L, L)."""
+        W0 = input_loops(q, self.loops)
+        sign = dagger_sign(W0.shape[1], W0.dtype, W0.device, 3)
+        mod = self.embed(sigma).reshape(sigma.shape[0], self.layers, 2, self.channels)
+        W = None
+        for b in range(self.layers):
+            x = W0 if W is None else torch.cat((W, W0), 3)
+            y = conv(self.convs[b], T, x)
+            y = y * (1.0 + mod[:, b, 0])[:, None, None, :, None, None]
+            y = bilin(self.bilins[b], x, y, sign)
+            y = act(self.acts[b], trace_norm(y), mod[:, b, 1])
+            W = y if W is None else W + y
+        return W
+
+    def forward_real(self, Ur: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """Real view of the links (B, 2, L, L, N, N, 2) -> real view of the output."""
+        q = [c.to(sigma.dtype) for c in links_real(Ur)]
+        T = Transport(q)
+        return head(self.head, T, self.features_real(q, T, sigma), self.group.N, self.group.special)
+
+    def forward(self, U: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        Ur = torch.view_as_real(U)
+        if self.compiles:
+            try:
+                if self._compiled_fn is None:
+                    from ..fields.compile import _INDUCTOR_OPTIONS
+
+                    self._compiled_fn = torch.compile(self.forward_real, dynamic=False, options=_INDUCTOR_OPTIONS)
+                return torch.view_as_complex(self._compiled_fn(Ur, sigma))
+            except Exception as exc:  # noqa: BLE001 - the eager call below raises the caller's errors
+                out = torch.view_as_complex(self.forward_real(Ur, sigma))
+                msg = str(exc).strip().splitlines()
+                RealLCNN._compile_failed = f"{type(exc).__name__}: {msg[0] if msg else ''}"
+                warnings.warn(f"campaign.diffusion: torch.compile of the L-CNN failed "
+                              f"({RealLCNN._compile_failed[:300]}); running eagerly from now on",
+                              RuntimeWarning, stacklevel=2)
+                return out
+        return torch.view_as_complex(self.forward_real(Ur, sigma))
