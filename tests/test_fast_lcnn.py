@@ -43,6 +43,8 @@ def test_product_is_matrix_product(N, gen):
     A = torch.randn(3, 4, 4, N, N, dtype=torch.complex128, generator=gen)
     B = torch.randn(3, 4, 4, N, N, dtype=torch.complex128, generator=gen)
     assert rel(product(components(A), components(B)), components(A @ B)) < TOL
+    if N == 2:  # the form the compiled network runs
+        assert rel(fast_lcnn._product_written_out(components(A), components(B)), components(A @ B)) < TOL
 
 
 @pytest.mark.parametrize("name", ["su2", "u2"])
