@@ -167,3 +167,11 @@ def test_compiled_equals_eager(gen):
         out = fast(U, sigma)
     assert fast._compiled_fn is not None and FastLCNN._compile_failed is None
     assert rel(out, ref(U, sigma)) < TOL
+
+
+@pytest.mark.parametrize("B,L", [(1, 32), (2, 32), (5, 32), (9, 16), (64, 32), (3, 64)])
+def test_cache_blocks_cover_the_batch_without_single_chains(B, L):
+    Ur = torch.zeros(B, 2, L, L, 2, 2, 2)
+    sizes, us, sigmas = fast_lcnn._cache_blocks(Ur, torch.arange(B, dtype=torch.float32))
+    assert sum(sizes) == B and [u.shape[0] for u in us] == sizes and torch.equal(torch.cat(sigmas), torch.arange(B, dtype=torch.float32))
+    assert min(sizes) >= 2 or sizes == [1]
