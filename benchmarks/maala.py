@@ -213,12 +213,14 @@ def main(argv=None) -> int:
                    help="dtypes timed in the throughput part (the first is the reference's 'before'); "
                         "the effective part runs the first")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--impl", nargs="+", default=list(IMPLEMENTATIONS), choices=IMPLEMENTATIONS,
-                   help="L-CNN implementations timed in the throughput part")
+    p.add_argument("--impl", nargs="+", default=None, choices=IMPLEMENTATIONS,
+                   help="L-CNN implementations timed in the throughput part (default: all; --quick: no "
+                        "compiled, whose compilation takes minutes with a cold cache)")
     p.add_argument("--parts", nargs="+", default=["throughput", "effective"], choices=["throughput", "effective"])
     p.add_argument("--json", default=None, help="also write the rows here")
     p.add_argument("--case", default=None, help=argparse.SUPPRESS)  # internal: one case
     a = p.parse_args(argv)
+    a.impl = a.impl or [i for i in IMPLEMENTATIONS if not (a.quick and i == "compiled")]
     Ls = a.L or ([16] if a.quick else [16, 32])
     batches = a.batches or ([1, 4, 16] if a.quick else [1, 4, 16, 64])
     levels = a.levels or (5 if a.quick else 10)
@@ -258,6 +260,9 @@ def main(argv=None) -> int:
             continue
         eff.extend(rows)
     print_throughput(thr, a, levels, nbase, batches)
+    if "effective" not in a.parts:
+        write_json(a.json, {"throughput": thr, "effective": eff})
+        return 0
     print(f"\nEffective samples per second (untrained ScoreModel at beta0 = beta/2, {ess_n} samples, "
           f"batches of {ess_batch}, {ess_levels} levels; ratio against the unweighted MAALA of the same case; "
           "MAALA's samples count only where its pull is consistent with zero)")

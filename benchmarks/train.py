@@ -126,7 +126,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--batches", nargs="+", type=int, default=None, help="batch sizes timed")
-    p.add_argument("--impl", nargs="+", default=list(IMPLEMENTATIONS), choices=IMPLEMENTATIONS)
+    p.add_argument("--impl", nargs="+", default=None, choices=IMPLEMENTATIONS,
+                   help="default: all; --quick: no compiled (its compilation takes minutes with a cold cache)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", nargs="+", default=["float64"], help="dtypes timed (the first is the 'before')")
     p.add_argument("--threads", type=int, default=1)
@@ -136,6 +137,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None, help="also write the results here")
     p.add_argument("--case", default=None, help=argparse.SUPPRESS)  # internal: one case as JSON
     a = p.parse_args(argv)
+    a.impl = a.impl or [i for i in IMPLEMENTATIONS if not (a.quick and i == "compiled")]
     steps = a.steps or (4 if a.quick else 20)
     batches = a.batches or ([1, 4, 16] if a.quick else [1, 4, 16, 64])
     arch = {k: v for k, v in (("channels", a.channels), ("layers", a.layers), ("kernel_size", a.kernel_size)) if v}
