@@ -178,7 +178,8 @@ def print_throughput(thr: list[dict], a, levels: int, nbase: int, batches: list[
           + f" {'x1 at b=' + str(batches[-1]):>10} {'peak MB':>8} {'warm-up s':>9}")
     for r in thr:
         sps, cs = r["samples_per_s"], r["chain_steps_per_s"]
-        print(f"{r['group']:6} {r['L']:>4} {r['impl']:9} {r['dtype']:8} " + " ".join(f"{sps[b]:>17.4f}" for b in batches)
+        print(f"{r['group']:6} {r['L']:>4} {r['impl']:9} {r['dtype']:8} "
+              + " ".join(f"{sps[b]:>17.4f}" for b in batches)
               + f" {cs[batches[-1]] / cs[batches[0]]:>9.1f}x {r['peak_mb'][batches[-1]]:>8.0f} {r['warmup_s']:>9.1f}")
         note = batching_note(cs, r["peak_mb"])
         if note:

@@ -110,9 +110,9 @@ def print_table(rows: list[dict], a, batches: list[int], steps: int, arch: dict)
     ratios, before = [], a.dtype[0]
     for g, L, impl, dt in keys:
         if (impl, dt) != ("reference", before) and all((g, L, "reference", before, b) in by for b in batches):
+            ref = {b: by[(g, L, "reference", before, b)]["steps_per_s"] for b in batches}
             ratios.append(f"  {g} L={L} {impl} {dt}: " + " ".join(
-                f"b={b} {by[(g, L, impl, dt, b)]['steps_per_s'] / by[(g, L, 'reference', before, b)]['steps_per_s']:.2f}x"
-                for b in batches))
+                f"b={b} {by[(g, L, impl, dt, b)]['steps_per_s'] / ref[b]:.2f}x" for b in batches))
     if ratios:
         print(f"train steps/s against the reference L-CNN at {before} (before), same batch, same run:")
         print("\n".join(ratios))

@@ -73,10 +73,6 @@ def links_real(U: torch.Tensor) -> list[torch.Tensor]:
     return out
 
 
-def cmul(ar, ai, br, bi):
-    return ar * br - ai * bi, ar * bi + ai * br
-
-
 def product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Componentwise product of fields (B, K, 2, ...): the quaternion product for K = 4,
     ``e_j e_k = -delta_jk - eps_jkl e_l``, the complex product for K = 1.  Written out
@@ -183,7 +179,8 @@ class Transport:
 def input_loops(q: list[torch.Tensor], loops: str) -> torch.Tensor:
     """``lcnn.input_loops`` as a field (B, K, 2, C0, L, L)."""
     sign = dagger_sign(q[0].shape[1], q[0].dtype, q[0].device, 2)
-    shift = lambda f, mu, n=1: torch.roll(f, -n, SITE_AXES[mu])  # noqa: E731
+    def shift(f, mu, n=1):  # f(x + n mu)
+        return torch.roll(f, -n, SITE_AXES[mu])
 
     def loop(lx, ly, r, t):  # lx(x) ly(x + r 0) (ly(x) lx(x + t 1))^dag
         return product(product(lx, shift(ly, 0, r)), product(ly, shift(lx, 1, t)) * sign)
