@@ -8,11 +8,14 @@ second of the exact sampler against the unweighted MAALA, in the same run.
 Part 1, throughput.  ``campaign.samplers.smc.run_smc_batch`` (Metropolis-adjusted moves with
 the model's score, reweighting, resampling) with the default score-model architecture
 (untrained weights: a network evaluation costs the same) in a fresh subprocess per L-CNN
-implementation (``--impl``: the complex-matrix reference and FastLCNN, the default; the
-same function), at every batch size of ``--batches`` (batch 1: one chain
-after the other).  Printed: samples/s per batch size, the per-chain gain of the largest
-batch over batch 1 (with the reason where it is under 3x), and fast / reference at every
-batch, measured in the same run.  Unit: chain-steps/s (one step = one score evaluation and
+implementation (``--impl``: ``reference``, the complex-matrix L-CNN; ``fast``, FastLCNN
+eagerly; ``compiled``, FastLCNN through torch.compile, what a long sampling job runs; the
+same function) and dtype (``--dtype``, several allowed), at every batch size of
+``--batches`` (batch 1: one chain after the other).  Warm-up runs at batch 1 and 2 come
+first (a compiled case compiles there; its wall time is printed as "warm-up s").
+Printed: samples/s per batch size, the per-chain gain of the largest batch over batch 1
+(with the reason where it is under 3x), and every case against the reference at the
+first dtype ("before"; float64 by default) at every batch, measured in the same run.  Unit: chain-steps/s (one step = one score evaluation and
 one Wilson action); samples/s is scaled to the default schedule (``SampleSettings``:
 n_levels x (steps_per_level + 1) + tail score evaluations per sample).  Peak memory: the
 process's maximum-RSS growth (CPU) or torch.cuda.max_memory_allocated.
@@ -49,7 +52,7 @@ def _settings_steps_per_sample() -> int:
     return s.n_levels * (s.steps_per_level + 1) + s.tail_steps
 
 
-IMPLEMENTATIONS = ("reference", "fast")  # the complex-matrix L-CNN, FastLCNN (the default)
+IMPLEMENTATIONS = ("reference", "fast", "compiled")  # complex-matrix L-CNN, FastLCNN eager / compiled
 
 
 def run_throughput(group: str, L: int, batches: list[int], levels: int, device: str, dtype: str, threads: int,
@@ -64,8 +67,10 @@ def run_throughput(group: str, L: int, batches: list[int], levels: int, device: 
     torch.set_num_threads(threads)
     dev = torch.device(device)
     rdtype = torch.float64 if dtype == "float64" else torch.float32
-    model = ScoreModel(group, 2.0, L, 0.01, 4.0, fast=impl == "fast").to(dev, rdtype)
+    model = ScoreModel(group, 2.0, L, 0.01, 4.0, fast=impl != "reference").to(dev, rdtype)
     model.eval()
+    if impl == "compiled":
+        model.net.use_compiled = True  # what plan() decides for a long run
     score = ModelScore(model, dev, torch.complex128 if rdtype == torch.float64 else torch.complex64)
     steps_per_level = 1
 
@@ -83,7 +88,10 @@ def run_throughput(group: str, L: int, batches: list[int], levels: int, device: 
             torch.cuda.synchronize()
         return time.perf_counter() - t
 
-    timed(2, 99)  # warm-up: allocator, first-call overheads
+    t0 = time.perf_counter()
+    timed(1, 98)  # warm-up: allocator, first-call overheads, compilation (batch 1, any other batch)
+    timed(2, 99)
+    warmup = time.perf_counter() - t0
     evals = levels * (steps_per_level + 1)  # a drift refresh per level and one per move
     rates, peaks = {}, {}
     for b in batches:
@@ -101,7 +109,7 @@ def run_throughput(group: str, L: int, batches: list[int], levels: int, device: 
     return {
         "group": group, "L": L, "impl": impl, "dtype": dtype, "device": device, "levels": levels,
         "chain_steps_per_s": rates, "samples_per_s": {b: r / per_sample for b, r in rates.items()},
-        "peak_mb": peaks, "evals_per_sample": per_sample,
+        "peak_mb": peaks, "evals_per_sample": per_sample, "warmup_s": warmup,
     }
 
 
@@ -163,25 +171,33 @@ def run_effective(group: str, beta: float, L: int, n: int, batch: int, levels: i
 
 
 def print_throughput(thr: list[dict], a, levels: int, nbase: int, batches: list[int]) -> None:
-    print(f"Sampler throughput: device={a.device} dtype={a.dtype} threads={a.threads}, {levels} SMC levels "
+    print(f"Sampler throughput: device={a.device} threads={a.threads}, {levels} SMC levels "
           f"timed; samples/s at {_settings_steps_per_sample()} score evaluations per sample (default schedule); "
           f"batch 1 = one chain after the other ({nbase} chains); x1 = per-chain rate over batch 1's")
-    print(f"{'group':6} {'L':>4} {'L-CNN':10} " + " ".join(f"{'samples/s b=' + str(b):>17}" for b in batches)
-          + f" {'x1 at b=' + str(batches[-1]):>10} {'peak MB':>8}")
+    print(f"{'group':6} {'L':>4} {'L-CNN':9} {'dtype':8} " + " ".join(f"{'samples/s b=' + str(b):>17}" for b in batches)
+          + f" {'x1 at b=' + str(batches[-1]):>10} {'peak MB':>8} {'warm-up s':>9}")
     for r in thr:
         sps, cs = r["samples_per_s"], r["chain_steps_per_s"]
-        print(f"{r['group']:6} {r['L']:>4} {r['impl']:10} " + " ".join(f"{sps[b]:>17.4f}" for b in batches)
-              + f" {cs[batches[-1]] / cs[batches[0]]:>9.1f}x {r['peak_mb'][batches[-1]]:>8.0f}")
+        print(f"{r['group']:6} {r['L']:>4} {r['impl']:9} {r['dtype']:8} "
+              + " ".join(f"{sps[b]:>17.4f}" for b in batches)
+              + f" {cs[batches[-1]] / cs[batches[0]]:>9.1f}x {r['peak_mb'][batches[-1]]:>8.0f} {r['warmup_s']:>9.1f}")
         note = batching_note(cs, r["peak_mb"])
         if note:
             print(f"{'':12}batching: {note}")
-    pairs = [(r, f) for r in thr for f in thr if r["impl"] == "reference" and f["impl"] == "fast"
-             and (r["group"], r["L"]) == (f["group"], f["L"])]
-    if pairs:
-        print("fast / reference L-CNN, same run: " + "; ".join(
-            f"{r['group']} L={r['L']}: " + " ".join(
-                f"b={b} {f['chain_steps_per_s'][b] / r['chain_steps_per_s'][b]:.2f}x" for b in batches)
-            for r, f in pairs))
+    before_dtype = a.dtype[0]
+    lines = []
+    for r in thr:
+        base = [x for x in thr if x["impl"] == "reference" and x["dtype"] == before_dtype
+                and (x["group"], x["L"]) == (r["group"], r["L"])]
+        if base and r is not base[0]:
+            b0 = base[0]["chain_steps_per_s"]
+            lines.append(f"  {r['group']} L={r['L']} {r['impl']} {r['dtype']}: " + " ".join(
+                f"b={b} {r['chain_steps_per_s'][b] / b0[b]:.2f}x" for b in batches)
+                + f"; best batch over reference batch 1: "
+                  f"{max(r['chain_steps_per_s'].values()) / b0[batches[0]]:.2f}x")
+    if lines:
+        print(f"against the reference L-CNN at {before_dtype} (before), same batch, same run:")
+        print("\n".join(lines))
 
 
 def main(argv=None) -> int:
@@ -194,14 +210,18 @@ def main(argv=None) -> int:
     p.add_argument("--levels", type=int, default=None, help="levels timed in the throughput part")
     p.add_argument("--baseline-chains", type=int, default=None, help="chains timed one by one")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float64")
+    p.add_argument("--dtype", nargs="+", default=["float64"],
+                   help="dtypes timed in the throughput part (the first is the reference's 'before'); "
+                        "the effective part runs the first")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--impl", nargs="+", default=list(IMPLEMENTATIONS), choices=IMPLEMENTATIONS,
-                   help="L-CNN implementations timed in the throughput part")
+    p.add_argument("--impl", nargs="+", default=None, choices=IMPLEMENTATIONS,
+                   help="L-CNN implementations timed in the throughput part (default: all; --quick: no "
+                        "compiled, whose compilation takes minutes with a cold cache)")
     p.add_argument("--parts", nargs="+", default=["throughput", "effective"], choices=["throughput", "effective"])
     p.add_argument("--json", default=None, help="also write the rows here")
     p.add_argument("--case", default=None, help=argparse.SUPPRESS)  # internal: one case
     a = p.parse_args(argv)
+    a.impl = a.impl or [i for i in IMPLEMENTATIONS if not (a.quick and i == "compiled")]
     Ls = a.L or ([16] if a.quick else [16, 32])
     batches = a.batches or ([1, 4, 16] if a.quick else [1, 4, 16, 64])
     levels = a.levels or (5 if a.quick else 10)
@@ -212,32 +232,38 @@ def main(argv=None) -> int:
         kind, group, x = a.case.split(":")
         if kind == "throughput":
             L, impl = x.split(",")
-            out = run_throughput(group, int(L), batches, levels, a.device, a.dtype, a.threads, nbase, impl)
+            out = run_throughput(group, int(L), batches, levels, a.device, a.dtype[0], a.threads, nbase, impl)
         else:
             beta, L = (float(v) for v in x.split(","))
-            out = run_effective(group, beta, int(L), ess_n, ess_batch, ess_levels, a.device, a.dtype, a.threads)
+            out = run_effective(group, beta, int(L), ess_n, ess_batch, ess_levels, a.device, a.dtype[0], a.threads)
         print(json.dumps(out))
         return 0
     common = ["--batches", *map(str, batches), "--levels", str(levels), "--baseline-chains", str(nbase),
-              "--device", a.device, "--dtype", a.dtype, "--threads", str(a.threads)] + (["--quick"] if a.quick else [])
+              "--device", a.device, "--threads", str(a.threads)] + (["--quick"] if a.quick else [])
     thr, eff = [], []
     for group in a.groups if "throughput" in a.parts else ():
         for L in Ls:
-            for impl in a.impl:
-                row, err = run_in_fresh_process(__file__, ["--case", f"throughput:{group}:{L},{impl}", *common])
+            for impl, dtype in [(i, d) for d in a.dtype for i in a.impl]:
+                row, err = run_in_fresh_process(__file__, ["--case", f"throughput:{group}:{L},{impl}", *common,
+                                                           "--dtype", dtype])
                 if row is None:
-                    print(f"throughput {group} L={L} {impl} failed:\n{err}", file=sys.stderr)
+                    print(f"throughput {group} L={L} {impl} {dtype} failed:\n{err}", file=sys.stderr)
                     continue
+                print(f"  done {group} L={L} {impl} {dtype}", file=sys.stderr, flush=True)
                 row = {**row, **{k: {int(b): v for b, v in row[k].items()}
                                  for k in ("chain_steps_per_s", "samples_per_s", "peak_mb")}}
                 thr.append(row)
     for group, beta, L in ess_cases if "effective" in a.parts else ():
-        rows, err = run_in_fresh_process(__file__, ["--case", f"effective:{group}:{beta},{L}", *common])
+        rows, err = run_in_fresh_process(__file__, ["--case", f"effective:{group}:{beta},{L}", *common,
+                                                    "--dtype", a.dtype[0]])
         if rows is None:
             print(f"effective {group} L={L} failed:\n{err}", file=sys.stderr)
             continue
         eff.extend(rows)
     print_throughput(thr, a, levels, nbase, batches)
+    if "effective" not in a.parts:
+        write_json(a.json, {"throughput": thr, "effective": eff})
+        return 0
     print(f"\nEffective samples per second (untrained ScoreModel at beta0 = beta/2, {ess_n} samples, "
           f"batches of {ess_batch}, {ess_levels} levels; ratio against the unweighted MAALA of the same case; "
           "MAALA's samples count only where its pull is consistent with zero)")

@@ -5,10 +5,13 @@
     python benchmarks/train.py --device cuda --dtype float32
 
 Each case runs ``campaign.training.train_model`` on a Haar-random ensemble in a fresh
-subprocess (so peak memory is per case), for each L-CNN implementation (``--impl``: the
-complex-matrix reference and FastLCNN, the default; the same function)
-and batch size (``--batches``; batch 1 is how a straightforward loop goes through the data);
-printed: steps/s, configurations/s against batch 1, and fast / reference in the same run.
+subprocess (so peak memory is per case), for each L-CNN implementation (``--impl``:
+``reference``, the complex-matrix L-CNN; ``fast``, FastLCNN eagerly; ``compiled``, FastLCNN
+through torch.compile, what a long training run uses; the same function), dtype
+(``--dtype``, several allowed) and batch size (``--batches``; batch 1 is how a
+straightforward loop goes through the data); printed: steps/s, configurations/s against
+batch 1, and every case against the reference at the first dtype ("before") in the same
+run.  A compiled case compiles during its warm-up steps (total_s in the JSON rows).
 Rates: steps/s from the loss log's wall-time column (optimiser steps only, after ``--warmup`` steps), peak memory as the process's maximum
 RSS (CPU; also its growth during training) or ``torch.cuda.max_memory_allocated`` (GPU).
 """
@@ -27,19 +30,24 @@ import time
 from _cases import run_in_fresh_process, write_json
 
 
-IMPLEMENTATIONS = ("reference", "fast")  # the complex-matrix L-CNN, FastLCNN (the default)
+IMPLEMENTATIONS = ("reference", "fast", "compiled")  # complex-matrix L-CNN, FastLCNN eager / compiled
 
 
-def _use_reference_lcnn() -> None:
-    """Make ``train_model`` build its ScoreModel on the reference L-CNN (this process only)."""
+def _use_lcnn(impl: str) -> None:
+    """Make ``train_model`` build its ScoreModel on the L-CNN ``impl`` (this process only)."""
     from campaign import training
     from campaign.diffusion import ScoreModel
 
-    class ReferenceScoreModel(ScoreModel):
+    class BenchmarkScoreModel(ScoreModel):
         def __init__(self, *args, **kwargs):
-            super().__init__(*args, fast=False, **kwargs)
+            super().__init__(*args, fast=impl != "reference", **kwargs)
 
-    training.ScoreModel = ReferenceScoreModel
+        def plan(self, link_evaluations: float) -> bool:  # the benchmark decides
+            if impl == "compiled":
+                self.net.use_compiled = True
+            return impl == "compiled"
+
+    training.ScoreModel = BenchmarkScoreModel
 
 
 def run_case(group: str, L: int, steps: int, warmup: int, batch: int, device: str, dtype: str,
@@ -51,8 +59,7 @@ def run_case(group: str, L: int, steps: int, warmup: int, batch: int, device: st
     from campaign.training import TrainSettings, train_model
 
     torch.set_num_threads(threads)
-    if impl == "reference":
-        _use_reference_lcnn()
+    _use_lcnn(impl)
     g = get_group(group)
     with tempfile.TemporaryDirectory() as tmp:
         ens = os.path.join(tmp, "e.h5")
@@ -71,7 +78,7 @@ def run_case(group: str, L: int, steps: int, warmup: int, batch: int, device: st
     timed = wall[-1] - wall[warmup - 1] if warmup else wall[-1]
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out = {
-        "group": group, "L": L, "impl": impl, "batch": batch, "steps_per_s": steps / timed,
+        "group": group, "L": L, "impl": impl, "dtype": dtype, "batch": batch, "steps_per_s": steps / timed,
         "configs_per_s": steps * batch / timed, "total_s": total,
         "peak_rss_mb": rss1 / 1024, "train_rss_growth_mb": (rss1 - rss0) / 1024,
     }
@@ -82,30 +89,33 @@ def run_case(group: str, L: int, steps: int, warmup: int, batch: int, device: st
 
 def print_table(rows: list[dict], a, batches: list[int], steps: int, arch: dict) -> None:
     mem = "cuda_peak_mb" if a.device.startswith("cuda") else "train_rss_growth_mb"
-    print(f"training benchmark: device={a.device} dtype={a.dtype} threads={a.threads} steps={steps} "
+    print(f"training benchmark: device={a.device} threads={a.threads} steps={steps} "
           f"arch={arch or 'default'}; configs/s per batch size; x1 = configs/s over batch 1's")
-    print(f"{'group':6} {'L':>4} {'L-CNN':10} " + " ".join(f"{'steps/s b=' + str(b):>13}" for b in batches)
+    print(f"{'group':6} {'L':>4} {'L-CNN':9} {'dtype':8} " + " ".join(f"{'steps/s b=' + str(b):>13}" for b in batches)
           + " " + " ".join(f"{'x1 b=' + str(b):>8}" for b in batches[1:]) + f" {mem + ' b=' + str(batches[-1]):>24}")
-    by = {(r["group"], r["L"], r["impl"], r["batch"]): r for r in rows}
-    keys = sorted({(r["group"], r["L"], r["impl"]) for r in rows}, key=lambda k: (k[0], k[1], k[2] != "reference"))
-    for g, L, impl in keys:
-        rs = [by.get((g, L, impl, b)) for b in batches]
+    by = {(r["group"], r["L"], r["impl"], r["dtype"], r["batch"]): r for r in rows}
+    order = {d: i for i, d in enumerate(a.dtype)}
+    keys = sorted({(r["group"], r["L"], r["impl"], r["dtype"]) for r in rows},
+                  key=lambda k: (k[0], k[1], order[k[3]], IMPLEMENTATIONS.index(k[2])))
+    for g, L, impl, dt in keys:
+        rs = [by.get((g, L, impl, dt, b)) for b in batches]
         if None in rs:
             continue
-        print(f"{g:6} {L:>4} {impl:10} " + " ".join(f"{r['steps_per_s']:>13.3f}" for r in rs) + " "
+        print(f"{g:6} {L:>4} {impl:9} {dt:8} " + " ".join(f"{r['steps_per_s']:>13.3f}" for r in rs) + " "
               + " ".join(f"{r['configs_per_s'] / rs[0]['configs_per_s']:>7.1f}x" for r in rs[1:])
               + f" {rs[-1][mem]:>24.0f}")
         if rs[-1]["configs_per_s"] < 3 * rs[0]["configs_per_s"]:
             print(f"{'':12}batching gains under 3x: one configuration already fills the kernels (L^2 sites x "
                   "channels), so a step is compute/memory-bound rather than overhead-bound (inferred from the sizes)")
-    ratios = []
-    for g, L, impl in keys:
-        if impl == "fast" and all((g, L, "reference", b) in by and (g, L, "fast", b) in by for b in batches):
-            ratios.append(f"{g} L={L}: " + " ".join(
-                f"b={b} {by[(g, L, 'fast', b)]['steps_per_s'] / by[(g, L, 'reference', b)]['steps_per_s']:.2f}x"
-                for b in batches))
+    ratios, before = [], a.dtype[0]
+    for g, L, impl, dt in keys:
+        if (impl, dt) != ("reference", before) and all((g, L, "reference", before, b) in by for b in batches):
+            ref = {b: by[(g, L, "reference", before, b)]["steps_per_s"] for b in batches}
+            ratios.append(f"  {g} L={L} {impl} {dt}: " + " ".join(
+                f"b={b} {by[(g, L, impl, dt, b)]['steps_per_s'] / ref[b]:.2f}x" for b in batches))
     if ratios:
-        print("fast / reference L-CNN train steps/s, same run: " + "; ".join(ratios))
+        print(f"train steps/s against the reference L-CNN at {before} (before), same batch, same run:")
+        print("\n".join(ratios))
 
 
 def main(argv=None) -> int:
@@ -116,9 +126,10 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--batches", nargs="+", type=int, default=None, help="batch sizes timed")
-    p.add_argument("--impl", nargs="+", default=list(IMPLEMENTATIONS), choices=IMPLEMENTATIONS)
+    p.add_argument("--impl", nargs="+", default=None, choices=IMPLEMENTATIONS,
+                   help="default: all; --quick: no compiled (its compilation takes minutes with a cold cache)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float64")
+    p.add_argument("--dtype", nargs="+", default=["float64"], help="dtypes timed (the first is the 'before')")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--channels", type=int, default=None)
     p.add_argument("--layers", type=int, default=None)
@@ -126,29 +137,31 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None, help="also write the results here")
     p.add_argument("--case", default=None, help=argparse.SUPPRESS)  # internal: one case as JSON
     a = p.parse_args(argv)
+    a.impl = a.impl or [i for i in IMPLEMENTATIONS if not (a.quick and i == "compiled")]
     steps = a.steps or (4 if a.quick else 20)
     batches = a.batches or ([1, 4, 16] if a.quick else [1, 4, 16, 64])
     arch = {k: v for k, v in (("channels", a.channels), ("layers", a.layers), ("kernel_size", a.kernel_size)) if v}
     if a.case:
         group, L, batch, impl = a.case.split(":")
-        print(json.dumps(run_case(group, int(L), steps, a.warmup, int(batch), a.device, a.dtype, a.threads, arch, impl)))
+        print(json.dumps(run_case(group, int(L), steps, a.warmup, int(batch), a.device, a.dtype[0], a.threads, arch,
+                                  impl)))
         return 0
-    def case(group, L, batch_size, impl):
+    def case(group, L, batch_size, impl, dtype):
         args = ["--case", f"{group}:{L}:{batch_size}:{impl}", "--steps", str(steps), "--warmup", str(a.warmup),
-                "--device", a.device, "--dtype", a.dtype, "--threads", str(a.threads)]
+                "--device", a.device, "--dtype", dtype, "--threads", str(a.threads)]
         for k, v in arch.items():
             args += [f"--{k.replace('_', '-')}", str(v)]
         row, err = run_in_fresh_process(__file__, args)
         if row is None:
-            print(f"{group} L={L} batch {batch_size} {impl} failed:\n{err}", file=sys.stderr)
+            print(f"{group} L={L} batch {batch_size} {impl} {dtype} failed:\n{err}", file=sys.stderr)
         return row
 
     rows = []
     for group in a.groups:
         for L in a.L:
-            for impl in a.impl:
+            for impl, dtype in [(i, d) for d in a.dtype for i in a.impl]:
                 for b in batches:
-                    row = case(group, L, b, impl)
+                    row = case(group, L, b, impl, dtype)
                     if row is not None:
                         rows.append(row)
             print(f"  done {group} L={L}", file=sys.stderr, flush=True)

@@ -1,18 +1,18 @@
-"""The quaternion-representation L-CNN (``FastLCNN``, the default) against the
-complex-matrix reference (``LCNN``): the same function for the same parameters (float64,
-relative error < 1e-12), in its building blocks and end to end, with gradients; model
-files written with the reference load into the default ScoreModel, same scores."""
+"""The real-arithmetic L-CNN (``FastLCNN``, the default) against the complex-matrix
+reference (``LCNN``): the same function for the same parameters (float64, relative error
+< 1e-12), in its building blocks and end to end, with gradients; every parameter
+matters; model files written with the reference load into the default ScoreModel, same
+scores; the compiled path equals the eager one and falls back to it when compiling fails."""
 
 import pytest
 import torch
 
 from campaign import io
 from campaign.diffusion import ScoreModel
-from campaign.diffusion.fast_lcnn import (
-    FastLCNN, adjoint_matrix, algebra_to_matrix, quaternion_product, to_quaternion,
-)
+from campaign.diffusion import fast_lcnn
+from campaign.diffusion.fast_lcnn import FastLCNN, compile_pays, links_real, product, rotate, rotation
 from campaign.diffusion.lcnn import LCNN
-from campaign.groups import dagger
+from campaign.groups import dagger, get_group
 from campaign.lattice import gauge_transform, transform_link_algebra
 
 TOL = 1e-12
@@ -33,29 +33,28 @@ def pair(group, **kw):
     return ref, fast
 
 
-def test_quaternion_algebra(gen):
-    A = torch.randn(7, 2, 2, dtype=torch.complex128, generator=gen)
-    B = torch.randn(7, 2, 2, dtype=torch.complex128, generator=gen)
-    qa, qb = to_quaternion(A)[..., None], to_quaternion(B)[..., None]  # (batch, K, one channel)
-    assert rel(quaternion_product(qa, qb)[..., 0], to_quaternion(A @ B)) < TOL
-    assert rel(algebra_to_matrix(torch.zeros(7, 4, dtype=torch.float64), 2), torch.zeros_like(A)) == 0
-    c = torch.randn(7, 4, dtype=torch.float64, generator=gen)
-    X = algebra_to_matrix(c, 2)
-    assert rel(X, -dagger(X)) < TOL
-    q = to_quaternion(X)
-    assert rel(q[..., 1:].real, c[..., 1:]) < TOL and rel(q[..., 0].imag, c[..., 0]) < TOL
-    assert float(q.real[..., 0].abs().max() + q.imag[..., 1:].abs().max()) < 1e-15
+def components(M):
+    """Complex matrices (B, L, L, N, N) -> the real components (B, K, 2, L, L)."""
+    return links_real(torch.view_as_real(torch.stack((M, M), 1)))[0]
+
+
+@pytest.mark.parametrize("N", [1, 2])
+def test_product_is_matrix_product(N, gen):
+    A = torch.randn(3, 4, 4, N, N, dtype=torch.complex128, generator=gen)
+    B = torch.randn(3, 4, 4, N, N, dtype=torch.complex128, generator=gen)
+    assert rel(product(components(A), components(B)), components(A @ B)) < TOL
+    if N == 2:  # the form for autograd, and the written-out one
+        for form in (fast_lcnn._product_vectorised, fast_lcnn._product_written_out):
+            assert rel(form(components(A), components(B)), components(A @ B)) < TOL
 
 
 @pytest.mark.parametrize("name", ["su2", "u2"])
-def test_adjoint_matrix_is_conjugation(name, gen):
-    from campaign.groups import get_group
-
-    u = get_group(name).haar((9,), generator=gen)
-    W = torch.randn(9, 2, 2, dtype=torch.complex128, generator=gen)
-    R = adjoint_matrix(u)
-    assert rel(R.to(W.dtype) @ to_quaternion(W)[..., None], to_quaternion(u @ W @ dagger(u))[..., None]) < TOL
-    assert rel(R @ R.transpose(-1, -2), torch.eye(4, dtype=R.dtype).expand_as(R)) < TOL
+def test_rotation_is_conjugation(name, gen):
+    u = get_group(name).haar((2, 3, 3), generator=gen)
+    W = torch.randn(2, 3, 3, 2, 2, dtype=torch.complex128, generator=gen)
+    X = components(W)[:, :, :, None]  # one channel
+    expect = components(u @ W @ dagger(u))[:, :, :, None]
+    assert rel(rotate(rotation(components(u)), X), expect) < TOL
 
 
 @pytest.mark.parametrize("kernel_size,loops", [(1, "plaquette"), (2, "plaquette"), (3, "rect")])
@@ -71,6 +70,24 @@ def test_equals_reference(group, gen, kernel_size, loops):
     (b.real.square().sum() + b.imag.sum()).backward()
     for (name, p), q in zip(fast.named_parameters(), ref.parameters()):
         assert rel(p.grad, q.grad) < 1e-10, name
+
+
+def test_every_parameter_matters(group, gen):
+    """Changing any one parameter entry changes the output, by what it changes the
+    reference's: the equality above is not that of two networks that ignore their weights."""
+    ref, fast = pair(group, channels=3, layers=2, kernel_size=2)
+    U = group.haar((2, 2, 4, 4), generator=gen)
+    sigma = torch.tensor([0.1, 1.0], dtype=torch.float64)
+    with torch.no_grad():
+        a0, b0 = fast(U, sigma), ref(U, sigma)
+        for (name, p), q in zip(fast.named_parameters(), ref.parameters()):
+            p.view(-1)[-1] += 0.5
+            q.view(-1)[-1] += 0.5
+            da, db = fast(U, sigma) - a0, ref(U, sigma) - b0
+            assert float(da.abs().max()) > 1e-6 * float(a0.abs().max()), name
+            assert rel(da, db) < 1e-9, name
+            p.view(-1)[-1] -= 0.5
+            q.view(-1)[-1] -= 0.5
 
 
 def test_float32_close_to_reference(group, gen):
@@ -92,8 +109,8 @@ def test_fast_network_gauge_equivariant(group, gen):
 
 
 def test_reference_model_file_loads_with_same_scores(group, gen, tmp_path):
-    """A model file written by the complex-matrix ScoreModel (every model trained before
-    FastLCNN) loads into the default one unchanged (same state_dict), same scores."""
+    """A model file written by the complex-matrix ScoreModel loads into the default one
+    unchanged (same state_dict), same scores."""
     torch.manual_seed(5)
     old = ScoreModel(group, 1.5, 8, 0.01, 4.0, arch={"channels": 4}, fast=False).double()
     for p in old.net.parameters():
@@ -104,3 +121,59 @@ def test_reference_model_file_loads_with_same_scores(group, gen, tmp_path):
     U = group.haar((2, 2, 8, 8), generator=gen)
     sigma = torch.tensor([0.03, 1.2], dtype=torch.float64)
     assert rel(loaded(U, sigma), old(U, sigma)) < TOL
+
+
+def test_compile_policy(monkeypatch):
+    monkeypatch.setenv("CAMPAIGN_COMPILE", "never")
+    assert not compile_pays("su2", torch.float32, 1e15)
+    monkeypatch.setenv("CAMPAIGN_COMPILE", "always")
+    assert compile_pays("su2", torch.float32, 1.0)
+    monkeypatch.setenv("CAMPAIGN_COMPILE", "auto")
+    rate = fast_lcnn.EAGER_LINK_EVALUATIONS_PER_S[("su2", "float32")]
+    assert not compile_pays("su2", torch.float32, rate * 5)  # a 5 s run
+    assert compile_pays("su2", torch.float32, rate * 600)  # a 10 min run
+    model = ScoreModel("su2", 1.0, 8, 0.01, 4.0)
+    assert model.plan(rate * 600) and model.net.use_compiled
+    assert not ScoreModel("su2", 1.0, 8, 0.01, 4.0, fast=False).plan(rate * 600)
+
+
+def test_failed_compile_warns_once_and_runs_eagerly(monkeypatch, gen):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.setattr(FastLCNN, "_compile_failed", None)
+    _, fast = pair("su2", channels=2, layers=1)
+    fast.use_compiled = True
+    U = get_group("su2").haar((1, 2, 4, 4), generator=gen)
+    sigma = torch.tensor([0.5], dtype=torch.float64)
+    eager = fast.forward_real(torch.view_as_real(U), sigma)
+    fast(U, sigma)  # first call of a shape: eager, no compilation tried
+    with pytest.warns(RuntimeWarning, match="no compiler here"):
+        out = fast(U, sigma)
+    assert torch.equal(torch.view_as_real(out), eager)
+    assert FastLCNN._compile_failed is not None
+    assert torch.equal(torch.view_as_real(fast(U, sigma)), eager)  # no second warning, eager
+
+
+@pytest.mark.slow
+def test_compiled_equals_eager(gen):
+    """The compiled network (fused, FMA contraction) equals the eager one to rounding."""
+    ref, fast = pair("u2", channels=2, layers=1)
+    fast.use_compiled = True
+    U = get_group("u2").haar((2, 2, 4, 4), generator=gen)
+    sigma = torch.tensor([0.1, 1.0], dtype=torch.float64)
+    with torch.no_grad():
+        fast(U, sigma)
+        out = fast(U, sigma)
+    assert fast._compiled_fn is not None and FastLCNN._compile_failed is None
+    assert rel(out, ref(U, sigma)) < TOL
+
+
+@pytest.mark.parametrize("B,L", [(1, 32), (2, 32), (5, 32), (9, 16), (64, 32), (3, 64)])
+def test_cache_blocks_cover_the_batch_without_single_chains(B, L):
+    Ur = torch.zeros(B, 2, L, L, 2, 2, 2)
+    sizes, us, sigmas = fast_lcnn._cache_blocks(Ur, torch.arange(B, dtype=torch.float32))
+    assert sum(sizes) == B and [u.shape[0] for u in us] == sizes
+    assert torch.equal(torch.cat(sigmas), torch.arange(B, dtype=torch.float32))
+    assert min(sizes) >= 2 or sizes == [1]

@@ -201,6 +201,8 @@ class _Trainer:
             model = ScoreModel(data.group, data.beta0, data.L, s.sigma_min, s.sigma_max, arch=record["arch"])
         self.model = model.to(device=dev, dtype=rdt)
         self.ema = copy.deepcopy(self.model)
+        # the network compiles when the run is long enough; a backward pass costs about two forwards
+        self.model.plan(3 * s.steps * s.batch_size * 2 * data.L**2)
         for p in self.ema.parameters():
             p.requires_grad_(False)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=s.lr)

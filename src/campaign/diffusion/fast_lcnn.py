@@ -1,239 +1,389 @@
-"""The L-CNN of ``campaign.diffusion.lcnn`` in the quaternion representation: same
-parameters, same function (to rounding), 1.2-1.4x faster on CPU (forward, eager; see
-benchmarks/maala.py and benchmarks/train.py for the measured ratios).
+"""The L-CNN of ``campaign.diffusion.lcnn`` in real arithmetic: same parameters, same
+function (to rounding), written so that torch.compile (inductor) fuses it.
 
 Representation
 --------------
-A site field is a complex 2x2 matrix; write it as a complexified quaternion
-``W = w_0 1 + sum_k w_k e_k`` with ``e_k = i sigma_k`` and complex w (U(1): just w_0).
-It is stored as a complex tensor ``(B, K, C, L, L)`` with K = 4 components (1 for U(1))
-and C channels, sites last, so that every elementwise operation runs over contiguous
-planes of L x L sites.  In this basis
+A complex 2x2 site field is a complexified quaternion ``W = w_0 1 + sum_k w_k i sigma_k``
+with e_k = i sigma_k (U(1): w_0 only), stored as REAL tensors ``(B, K, 2, C, L, L)``:
+K = 4 (1) components, (Re, Im), C channels, sites last (every elementwise operation runs
+over contiguous planes of sites).  Complex products are written out in real arithmetic,
+so the network is real tensor algebra that inductor's CPU code generator fuses into a
+few loops; it has no code generation for complex tensors (an earlier complex-quaternion
+version of this module gained nothing from compiling).
 
+* channel mixing with complex weights a: one real matrix product with the block matrix
+  [[Re a, -Im a], [Im a, Re a]] over the (Re/Im, channel) axis; a convolution mixes
+  first and transports after (transport is linear, the same for every channel),
+  Horner-style for kernel_size > 2, so no stack of transported terms is built;
+* ``W^dag = (conj w_0, -conj w)``: the real components times a fixed sign, and
+  ``a' W^dag = sign * conj(conj(a') W)``, so the (W, W^dag) mixing of ``LBilin`` is one
+  matrix product;
 * parallel transport ``U W U^dag`` leaves w_0 alone and rotates (w_1, w_2, w_3) by the
-  SO(3) matrix of the link's SU(2) part (a U(2) phase cancels; for U(1) it is the
-  identity), so transporting a field is nine multiply-adds per component instead of two
-  complex 2x2 products, and for U(1) only a shift;
-* ``W^dag = (conj w_0, -conj w)``: a' W^dag = sign * conj(conj(a') W) per component, so
-  the (W, W^dag) channel mixing of ``LBilin`` is one matrix product;
-* the product is the quaternion product with ``e_j e_k = -delta_jk - eps_jkl e_l``;
-* ``Re tr W / N``, ``Im tr W / N`` are Re w_0, Im w_0, and ``tr(W W^dag) / N = sum |w_k|^2``.
-
-Channel mixing is one matrix product over the channel axis per (batch, component).
-A convolution mixes first and transports after (transport is linear and acts on every
-channel alike), Horner-style for kernel_size > 2, so no stack of transported terms is
-concatenated.
-Only the input loops and the output link fields are complex matrices.
+  SO(3) matrix of the link's SU(2) part (a U(2) phase cancels; U(1): only a shift),
+  nine real site fields per direction;
+* the product is the quaternion product, ``e_j e_k = -delta_jk - eps_jkl e_l``;
+* ``Re tr W / N``, ``Im tr W / N`` are Re w_0, Im w_0, ``tr(W W^dag) / N = sum |w_k|^2``;
+* the input loops are products of the links' quaternions in the same representation,
+  and the output is built as the real view of the complex algebra element per link.
 
 ``FastLCNN`` subclasses ``LCNN``: the state_dict is the reference's, so any model file
-loads into either.  Its ``forward`` returns what ``LCNN.forward`` returns (complex
-algebra elements per link, the parameters' precision).  ``ScoreModel`` uses it by default
-(``fast=False``: the reference).
+loads into either.  ``forward`` takes and returns what ``LCNN.forward`` does (complex
+links in, complex algebra elements per link out).  ``plan`` (the expected number of
+link evaluations of a run) decides, with ``campaign.fields.compile``'s policy
+(``CAMPAIGN_COMPILE``, the run's expected eager time), whether the network runs
+through torch.compile: one compilation for every batch size > 1 (the batch axis is
+dynamic; batch 1 is compiled on its own), a shape from its second call on (one-off
+probes stay eager); a compilation that fails warns once and the process stays eager.
+Measured ratios: benchmarks/maala.py and benchmarks/train.py.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
-from ..groups import complex_dtype
-from ..lattice import links
-from .lcnn import LCNN, LBilin, input_loops
+from .lcnn import LCNN
 
-SITE_AXES = (-2, -1)  # x, y axes of a field (B, K, C, L, L)
+SITE_AXES = (-2, -1)  # x, y axes of a field (B, K, 2, C, L, L) or a link field (B, K, 2, L, L)
 
 
 # ------------------------------------------------------------ representation
-def to_quaternion(M: torch.Tensor) -> torch.Tensor:
-    """Complex (..., N, N) -> complex (..., K): w_0 (N = 1), or (w_0, w_1, w_2, w_3) with
-    M = w_0 1 + sum_k w_k i sigma_k (N = 2)."""
-    if M.shape[-1] == 1:
-        return M[..., 0, :]
-    m00, m01, m10, m11 = M[..., 0, 0], M[..., 0, 1], M[..., 1, 0], M[..., 1, 1]
-    return torch.stack(((m00 + m11) / 2, (m01 + m10) / 2j, (m01 - m10) / 2, (m00 - m11) / 2j), -1)
+def dagger_sign(K: int, dtype, device, trailing: int) -> torch.Tensor:
+    """Real components of W^dag = those of W times this (K, 2, 1 x trailing): (conj w_0, -conj w)."""
+    s = torch.ones(K, 2, *(1,) * trailing, dtype=dtype, device=device)
+    s[0, 1] = -1.0
+    s[1:, 0] = -1.0
+    return s
 
 
-def algebra_to_matrix(c: torch.Tensor, N: int) -> torch.Tensor:
-    """Real algebra coordinates (..., K) in the basis i 1, i sigma_k -> complex (..., N, N)
-    anti-Hermitian matrices (c = (c_0, c_1, c_2, c_3): i c_0 1 + sum_k c_k i sigma_k)."""
-    if N == 1:
-        return torch.complex(torch.zeros_like(c), c)[..., None]
-    c0, c1, c2, c3 = c.unbind(-1)
-    zero = torch.zeros_like(c0)
-    re = torch.stack((zero, c2, -c2, zero), -1)
-    im = torch.stack((c0 + c3, c1, c1, c0 - c3), -1)
-    return torch.complex(re, im).unflatten(-1, (2, 2))
+def links_real(U: torch.Tensor) -> list[torch.Tensor]:
+    """Real view of complex links (B, 2, L, L, N, N, 2) -> per direction (B, K, 2, L, L):
+    U = u_0 1 + sum_k u_k i sigma_k (N = 2), u_0 = U (N = 1)."""
+    out = []
+    for mu in (0, 1):
+        m = U[:, mu].movedim((-3, -2, -1), (1, 2, 3))  # (B, N, N, 2, L, L)
+        if m.shape[1] == 1:
+            out.append(m[:, 0])
+            continue
+        m00, m01, m10, m11 = m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1]
+        s, d = m01 + m10, m00 - m11  # z / i = (Im z, -Re z)
+        out.append(torch.stack(((m00 + m11) / 2, torch.stack((s[:, 1], -s[:, 0]), 1) / 2,
+                                (m01 - m10) / 2, torch.stack((d[:, 1], -d[:, 0]), 1) / 2), 1))
+    return out
 
 
-def adjoint_matrix(u: torch.Tensor) -> torch.Tensor:
-    """4x4 real matrix of W -> u W u^dag on quaternion components, for unitary 2x2 links
-    (..., 2, 2): block diag(1, R) with R in SO(3) the rotation of the SU(2) part."""
-    q = torch.view_as_real(to_quaternion(u))  # u = e^{i alpha} q, q a real unit quaternion
-    # R_ij = (|u_0|^2 - |u|^2) delta_ij + 2 P_ij + 2 eps_ijk P_0k with P_ab = Re conj(u_a) u_b:
-    # bilinear in (conj u, u), so the phase e^{i alpha} drops out
-    P = (q[..., :, None, :] * q[..., None, :, :]).sum(-1)  # (..., 4, 4)
-    v1, v2, v3 = (2 * P[..., 0, 1:]).unbind(-1)
-    zero = torch.zeros_like(v1)
-    one = torch.ones_like(v1)
-    d = P[..., 0, 0] - P[..., 1, 1] - P[..., 2, 2] - P[..., 3, 3]
-    rows = (one, zero, zero, zero,
-            zero, d + 2 * P[..., 1, 1], 2 * P[..., 1, 2] + v3, 2 * P[..., 1, 3] - v2,
-            zero, 2 * P[..., 2, 1] - v3, d + 2 * P[..., 2, 2], 2 * P[..., 2, 3] + v1,
-            zero, 2 * P[..., 3, 1] + v2, 2 * P[..., 3, 2] - v1, d + 2 * P[..., 3, 3])
-    return torch.stack(rows, -1).unflatten(-1, (4, 4))
-
-
-def quaternion_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-channel product of fields (B, K, C, ...) with complex components, K = 1 or 4."""
+def product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Componentwise product of fields (B, K, 2, ...): the quaternion product for K = 4,
+    ``e_j e_k = -delta_jk - eps_jkl e_l``, the complex product for K = 1.  Written out
+    (128 real products), except eagerly with autograd: there it is vectorised over the
+    components (a dozen tensor operations with 16 times the memory), because every
+    operation adds an autograd node.  Without autograd the written-out form runs 2x
+    faster eagerly and 1.1-1.3x faster compiled."""
     if a.shape[1] == 1:
-        return a * b
-    a0, a1, a2, a3 = a.unbind(1)
-    b0, b1, b2, b3 = b.unbind(1)
-    return torch.stack((
-        a0 * b0 - a1 * b1 - a2 * b2 - a3 * b3,
-        a0 * b1 + a1 * b0 - a2 * b3 + a3 * b2,
-        a0 * b2 + a2 * b0 - a3 * b1 + a1 * b3,
-        a0 * b3 + a3 * b0 - a1 * b2 + a2 * b1,
-    ), 1)
+        ar, ai, br, bi = a[:, :, 0], a[:, :, 1], b[:, :, 0], b[:, :, 1]
+        return torch.stack((ar * br - ai * bi, ar * bi + ai * br), 2)
+    taped = torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)
+    if taped and not torch.compiler.is_compiling():
+        return _product_vectorised(a, b)
+    return _product_written_out(a, b)
+
+
+# out_k = sum_j a_j s_kj b_(p_kj): per component j of a, the component of b it multiplies
+# into each output component k, and the sign
+_PRODUCT_INDEX = ((0, 1, 2, 3), (1, 0, 3, 2), (2, 3, 0, 1), (3, 2, 1, 0))
+_PRODUCT_SIGN = ((1, 1, 1, 1), (-1, 1, 1, -1), (-1, -1, 1, 1), (-1, 1, -1, 1))
+
+
+def _product_vectorised(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    idx = torch.tensor(_PRODUCT_INDEX, device=a.device).flatten()
+    sign = torch.tensor(_PRODUCT_SIGN, dtype=a.dtype, device=a.device).reshape(4, 4, *(1,) * (a.ndim - 2))
+    Bp = b[:, idx].unflatten(1, (4, 4)) * sign  # (B, j, k, 2, ...)
+    ar, ai = a[:, :, None, 0], a[:, :, None, 1]  # (B, j, 1, ...)
+    Br, Bi = Bp[:, :, :, 0], Bp[:, :, :, 1]
+    return torch.stack(((ar * Br - ai * Bi).sum(1), (ar * Bi + ai * Br).sum(1)), 2)
+
+
+def _product_written_out(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    (a0r, a0i), (a1r, a1i), (a2r, a2i), (a3r, a3i) = ((a[:, k, 0], a[:, k, 1]) for k in range(4))
+    (b0r, b0i), (b1r, b1i), (b2r, b2i), (b3r, b3i) = ((b[:, k, 0], b[:, k, 1]) for k in range(4))
+    rows = (
+        (a0r * b0r - a0i * b0i - a1r * b1r + a1i * b1i - a2r * b2r + a2i * b2i - a3r * b3r + a3i * b3i,
+         a0r * b0i + a0i * b0r - a1r * b1i - a1i * b1r - a2r * b2i - a2i * b2r - a3r * b3i - a3i * b3r),
+        (a0r * b1r - a0i * b1i + a1r * b0r - a1i * b0i - a2r * b3r + a2i * b3i + a3r * b2r - a3i * b2i,
+         a0r * b1i + a0i * b1r + a1r * b0i + a1i * b0r - a2r * b3i - a2i * b3r + a3r * b2i + a3i * b2r),
+        (a0r * b2r - a0i * b2i + a2r * b0r - a2i * b0i - a3r * b1r + a3i * b1i + a1r * b3r - a1i * b3i,
+         a0r * b2i + a0i * b2r + a2r * b0i + a2i * b0r - a3r * b1i - a3i * b1r + a1r * b3i + a1i * b3r),
+        (a0r * b3r - a0i * b3i + a3r * b0r - a3i * b0i - a1r * b2r + a1i * b2i + a2r * b1r - a2i * b1i,
+         a0r * b3i + a0i * b3r + a3r * b0i + a3i * b0r - a1r * b2i - a1i * b2r + a2r * b1i + a2i * b1r),
+    )
+    return torch.stack([c for row in rows for c in row], 1).unflatten(1, (4, 2))
+
+
+def real_block(w: torch.Tensor, conj: bool = False) -> torch.Tensor:
+    """The reference's parameter (..., C_out, C_in, 2) for a complex weight a (conj: its
+    conjugate) -> real (..., 2 C_out, 2 C_in) acting on (Re, Im) x channels.  Real
+    arithmetic only: inductor has no code generation for complex tensors."""
+    re, im = w[..., 0], (-w[..., 1] if conj else w[..., 1])
+    return torch.cat((torch.cat((re, -im), -1), torch.cat((im, re), -1)), -2)
 
 
 def mix(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Channel mixing: complex weight (C_out, C_in), field (B, K, C_in, L, L) -> (B, K, C_out, L, L)."""
-    return (w @ x.flatten(-2)).unflatten(-1, x.shape[-2:])
+    """Real weight (rows, 2 C_in) on a field (B, K, 2, C_in, L, L) -> (B, K, rows, L, L)."""
+    B, K, _, _, L1, L2 = x.shape
+    return (w @ x.reshape(B, K, -1, L1 * L2)).reshape(B, K, -1, L1, L2)
 
 
 # ------------------------------------------------------------------- transport
-def _rotate(R: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-    """w_0 kept, w_i -> sum_j R_ij w_j (R: (B, 3, 3, 1, L, L)), written out elementwise:
-    batched products of 3x3 matrices are several times slower on CPU."""
-    v1, v2, v3 = X[:, 1], X[:, 2], X[:, 3]
-    rows = [torch.addcmul(torch.addcmul(R[:, i, 0] * v1, R[:, i, 1], v2), R[:, i, 2], v3) for i in range(3)]
+def rotation(q: torch.Tensor) -> list[list[torch.Tensor]]:
+    """R_ij (i, j = 1..3) of W -> u W u^dag for a link (B, 4, 2, L, L), each (B, 1, 1, L, L).
+    R_ij = (|u_0|^2 - |u|^2) delta_ij + 2 P_ij + 2 eps_ijk P_0k, P_ab = Re conj(u_a) u_b:
+    bilinear in (conj u, u), so a U(2) phase drops out."""
+    P = [[(q[:, a] * q[:, b]).sum(1)[:, None, None] for b in range(4)] for a in range(4)]
+    v1, v2, v3 = 2 * P[0][1], 2 * P[0][2], 2 * P[0][3]
+    d = P[0][0] - P[1][1] - P[2][2] - P[3][3]
+    return [[d + 2 * P[1][1], 2 * P[1][2] + v3, 2 * P[1][3] - v2],
+            [2 * P[2][1] - v3, d + 2 * P[2][2], 2 * P[2][3] + v1],
+            [2 * P[3][1] + v2, 2 * P[3][2] - v1, d + 2 * P[3][3]]]
+
+
+def rotate(R, X: torch.Tensor) -> torch.Tensor:
+    """w_0 kept, w_i -> sum_j R_ij w_j."""
+    v = X[:, 1], X[:, 2], X[:, 3]
+    rows = [R[i][0] * v[0] + R[i][1] * v[1] + R[i][2] * v[2] for i in range(3)]
     return torch.stack((X[:, 0], *rows), 1)
 
 
 class Transport:
-    """Parallel transport of (B, K, C, L, L) fields along both axes, for given links."""
+    """Parallel transport of (B, K, 2, C, L, L) fields along both axes."""
 
-    def __init__(self, U: torch.Tensor, cdt: torch.dtype):
-        self.abelian = U.shape[-1] == 1
+    def __init__(self, q: list[torch.Tensor]):
+        self.abelian = q[0].shape[1] == 1
         if not self.abelian:
-            # R_ij(x) as (B, 3, 3, 1, L, L), in the field's dtype (complex: no promotion per use)
-            self.R = [adjoint_matrix(links(U, mu))[..., 1:, 1:].permute(0, 3, 4, 1, 2).unsqueeze(3).to(cdt)
-                      for mu in (0, 1)]
+            self.R = [rotation(q[mu]) for mu in (0, 1)]
+            self.RT = [[list(r) for r in zip(*R)] for R in self.R]
 
     def forward_(self, X: torch.Tensor, mu: int) -> torch.Tensor:
         """U_mu(x) X(x + mu) U_mu(x)^dag."""
         Xs = torch.roll(X, -1, SITE_AXES[mu])
-        return Xs if self.abelian else _rotate(self.R[mu], Xs)
+        return Xs if self.abelian else rotate(self.R[mu], Xs)
 
     def backward_(self, X: torch.Tensor, mu: int) -> torch.Tensor:
         """U_mu(x - mu)^dag X(x - mu) U_mu(x - mu): rotate by R(x)^T, then shift."""
         if not self.abelian:
-            X = _rotate(self.R[mu].transpose(1, 2), X)
+            X = rotate(self.RT[mu], X)
         return torch.roll(X, 1, SITE_AXES[mu])
 
 
 # ---------------------------------------------------------------------- layers
-def _dagger_sign(K: int, dtype, device) -> torch.Tensor:
-    """W^dag = conj(w_0) 1 - conj(w) . e: sign per component, shape (K, 1, 1, 1)."""
-    s = -torch.ones(K, 1, 1, 1, dtype=dtype, device=device)
-    s[0] = 1.0
-    return s
+def input_loops(q: list[torch.Tensor], loops: str) -> torch.Tensor:
+    """``lcnn.input_loops`` as a field (B, K, 2, C0, L, L)."""
+    sign = dagger_sign(q[0].shape[1], q[0].dtype, q[0].device, 2)
+    def shift(f, mu, n=1):  # f(x + n mu)
+        return torch.roll(f, -n, SITE_AXES[mu])
 
+    def loop(lx, ly, r, t):  # lx(x) ly(x + r 0) (ly(x) lx(x + t 1))^dag
+        return product(product(lx, shift(ly, 0, r)), product(ly, shift(lx, 1, t)) * sign)
 
-def _identity_channels(c: torch.Tensor, K: int) -> torch.Tensor:
-    """Per-channel constants c (C,) times the identity, as a (K, C, 1, 1) field."""
-    return torch.cat((c[None], c.new_zeros(K - 1, c.shape[0])), 0)[..., None, None]
+    p = loop(q[0], q[1], 1, 1)
+    fields = [p, p * sign]
+    if loops == "rect":
+        lx2, ly2 = product(q[0], shift(q[0], 0)), product(q[1], shift(q[1], 1))
+        r21, r12 = loop(lx2, q[1], 2, 1), loop(q[0], ly2, 1, 2)
+        fields += [r21, r21 * sign, r12, r12 * sign]
+    return torch.stack(fields, 3)
 
 
 def conv(layer, T: Transport, x: torch.Tensor) -> torch.Tensor:
-    """``LConv``: every term's channel mixing in one matrix product, then the transports."""
-    w = torch.view_as_complex(layer.weight).to(x.dtype).reshape(layer.c_out, layer.c_in, layer.n_terms)
-    M = mix(w.permute(2, 0, 1).reshape(-1, layer.c_in), x)  # (B, K, n_terms * C_out, L, L), term-major
-    M = M.unflatten(2, (layer.n_terms, layer.c_out))
+    """``LConv``: every term's channel mixing in one matrix product, then the transports
+    (Horner-style from the farthest term)."""
+    w = layer.weight.to(x.dtype).reshape(layer.c_out, layer.c_in, layer.n_terms, 2)
+    M = mix(real_block(w.permute(2, 0, 1, 3)).reshape(-1, 2 * layer.c_in), x)
+    M = M.unflatten(2, (layer.n_terms, 2, layer.c_out))
     out = M[:, :, 0]
     R_ = layer.reach
     for mu in (0, 1) if R_ else ():
         for d, step in enumerate((T.forward_, T.backward_)):
             first = 1 + (2 * mu + d) * R_
             acc = M[:, :, first + R_ - 1]
-            for k in range(R_ - 2, -1, -1):  # T_k = T^k: Horner from the farthest term
+            for k in range(R_ - 2, -1, -1):
                 acc = M[:, :, first + k] + step(acc, mu)
             out = out + step(acc, mu)
     return out
 
 
 def _bilin_side(weight, const, x: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
-    """sum_j a_j x_j + a'_j x_j^dag + a_0 1 in one matrix product: a' x^dag component-wise
-    is sign * conj(conj(a') x)."""
-    w = torch.view_as_complex(weight).to(x.dtype)
-    c_out, c_in = w.shape[0], x.shape[2]
-    P = mix(torch.cat((w[:, :c_in], w[:, c_in:].conj()), 0), x)
-    plain = P[:, :, :c_out] + _identity_channels(torch.view_as_complex(const).to(x.dtype), x.shape[1])
-    return torch.addcmul(plain, sign, P[:, :, c_out:].conj())
+    """sum_j a_j x_j + a'_j x_j^dag + a_0 1 in one matrix product."""
+    w = weight.to(x.dtype)
+    c_out, c_in = w.shape[0], x.shape[3]
+    P = mix(torch.cat((real_block(w[:, :c_in]), real_block(w[:, c_in:], conj=True)), 0), x)
+    P = P.unflatten(2, (2, 2, c_out))  # (B, K, plain/dagger, Re/Im, C_out, L, L)
+    c = const.to(x.dtype)  # (C_out, 2): a_0 on the identity component
+    one = torch.zeros(x.shape[1], 2, c_out, 1, 1, dtype=x.dtype, device=x.device)
+    one[0] = c.t()[..., None, None]
+    return P[:, :, 0] + sign * P[:, :, 1] + one
 
 
-def bilin(layer: LBilin, x: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-    """``LBilin``: (sum a (X, X^dag) + a0 1)(sum b (Y, Y^dag) + b0 1)."""
-    sign = _dagger_sign(Y.shape[1], Y.real.dtype, Y.device)
-    return quaternion_product(_bilin_side(layer.a, layer.a0, x, sign), _bilin_side(layer.b, layer.b0, Y, sign))
+def bilin(layer, x: torch.Tensor, Y: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+    return product(_bilin_side(layer.a, layer.a0, x, sign), _bilin_side(layer.b, layer.b0, Y, sign))
 
 
 def trace_norm(X: torch.Tensor) -> torch.Tensor:
-    """``TraceNorm``: r^2 = mean over channels of sum_k |w_k|^2 per site."""
-    B, K, C, L1, L2 = X.shape
-    # summed over the contiguous (K, C) axis first: a reduction over the (Re, Im) pair last
-    r2 = torch.view_as_real(X).reshape(B, K * C, -1).square().sum(1).view(B, L1, L2, 2).sum(-1) / C
-    return X * torch.rsqrt(1.0 + r2)[:, None, None]
+    """r^2 = mean over channels of sum_k |w_k|^2 per site."""
+    B, K, _, C, L1, L2 = X.shape
+    r2 = X.reshape(B, -1, L1, L2).square().sum(1) / C
+    return X * torch.rsqrt(1.0 + r2)[:, None, None, None]
 
 
 def act(layer, X: torch.Tensor, bias_shift: torch.Tensor) -> torch.Tensor:
-    """``LAct`` gate sigmoid(p Re w_0 + q Im w_0 + c) per channel."""
-    pq = layer.pq.to(X.real.dtype)
-    w0 = X[:, 0]
-    z = w0.real * pq[:, 0, None, None] + w0.imag * pq[:, 1, None, None]
-    gate = torch.sigmoid(z + (layer.bias.to(z.dtype) + bias_shift)[..., None, None])
-    return X * gate[:, None]
+    """Gate sigmoid(p Re w_0 + q Im w_0 + c) per channel."""
+    pq = layer.pq.to(X.dtype)
+    z = X[:, 0, 0] * pq[:, 0, None, None] + X[:, 0, 1] * pq[:, 1, None, None]
+    gate = torch.sigmoid(z + (layer.bias.to(X.dtype) + bias_shift)[..., None, None])
+    return X * gate[:, None, None]
 
 
 def head(layer, T: Transport, X: torch.Tensor, N: int, special: bool) -> torch.Tensor:
-    """``LinkHead``: algebra element per link, complex (B, 2, L, L, N, N)."""
+    """``LinkHead``: real view (B, 2, L, L, N, N, 2) of the algebra element per link."""
     C = layer.channels
-    w = torch.view_as_complex(layer.weight).to(X.dtype)  # (2, 3C)
+    w = layer.weight.to(X.dtype)  # (2, 3C, 2)
     out = []
     for mu in (0, 1):
         there = T.forward_(X, mu)
-        # one output channel: weighted channel sums (a 1-row matrix product transposes its input)
-        wa, wb, wc = (w[mu, i * C : (i + 1) * C, None, None] for i in range(3))
-        y = (torch.addcmul(X * wa, there, wb) + quaternion_product(X, there) * wc).sum(2)  # (B, K, L, L)
-        # projection (Y - Y^dag)/2 onto the algebra: i Im y_0 1 + Re y . e (y_0 dropped for SU(2))
-        y0 = torch.zeros_like(y[:, :1].imag) if special else y[:, :1].imag
-        coords = torch.cat((y0, y[:, 1:].real), 1)
-        out.append(algebra_to_matrix(coords.permute(0, 2, 3, 1), N))
+        wa, wb, wc = (real_block(w[mu, i * C:(i + 1) * C][None]) for i in range(3))  # (2, 2C)
+        y = mix(wa, X) + mix(wb, there) + mix(wc, product(X, there))  # (B, K, Re/Im, L, L)
+        # (Y - Y^dag)/2: i Im y_0 1 + Re y . e (y_0 dropped for SU(2))
+        c0 = torch.zeros_like(y[:, 0, 1]) if special else y[:, 0, 1]
+        zero = torch.zeros_like(c0)
+        if N == 1:
+            parts = [zero, c0]
+        else:
+            c1, c2, c3 = y[:, 1, 0], y[:, 2, 0], y[:, 3, 0]
+            # [[i (c0 + c3), c2 + i c1], [-c2 + i c1, i (c0 - c3)]] as (row, column, Re/Im)
+            parts = [zero, c0 + c3, c2, c1, -c2, c1, zero, c0 - c3]
+        out.append(torch.stack(parts, -1).unflatten(-1, (N, N, 2)))
     return torch.stack(out, 1)
 
 
-class FastLCNN(LCNN):
-    """``LCNN`` evaluated in the complexified-quaternion representation (module docstring)."""
+# Eager throughput of the default architecture, link evaluations per second on one thread
+# (forward, no autograd; batch 8 at L = 32, measured on a loaded 2-core machine): the
+# estimate of how long a run takes uncompiled.  Compiling costs about 60-120 s with a cold
+# inductor cache and about 8 s with a warm one (dynamo tracing), same machine.
+EAGER_LINK_EVALUATIONS_PER_S = {
+    ("u1", "float32"): 2.0e6, ("u1", "float64"): 1.0e6,
+    ("su2", "float32"): 5.5e5, ("su2", "float64"): 2.3e5,
+    ("u2", "float32"): 5.0e5, ("u2", "float64"): 2.1e5,
+}
 
-    def features(self, U: torch.Tensor, sigma: torch.Tensor, T: Transport | None = None) -> torch.Tensor:
-        """Final site fields (B, K, C, L, L), complex."""
-        cdt = complex_dtype(sigma.dtype)
-        T = Transport(U, cdt) if T is None else T
-        W0 = to_quaternion(input_loops(U, self.loops)).to(cdt).permute(0, 4, 1, 2, 3).contiguous()
-        C = self.channels
-        mod = self.embed(sigma).reshape(U.shape[0], self.layers, 2, C)
+
+def compile_pays(group: str, dtype: torch.dtype, link_evaluations: float) -> bool:
+    """``campaign.fields.compile``'s policy for the network: ``CAMPAIGN_COMPILE`` never /
+    always, else (auto) compile when the run would take COMPILE_MIN_EAGER_S or more eagerly."""
+    from ..fields.compile import COMPILE_MIN_EAGER_S, compile_mode
+
+    mode = compile_mode()
+    if mode != "auto":
+        return mode == "always"
+    rate = EAGER_LINK_EVALUATIONS_PER_S.get((group, str(dtype).removeprefix("torch.")))
+    return rate is None or link_evaluations / rate >= COMPILE_MIN_EAGER_S
+
+
+class FastLCNN(LCNN):
+    """``LCNN`` evaluated in real arithmetic, compiled when a run is long enough (module
+    docstring)."""
+
+    _compile_failed: str | None = None  # why compilation failed in this process (then eager)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.use_compiled = False
+        self._compiled_fn = None
+        self._calls: dict = {}  # calls per input signature
+
+    def __getstate__(self):  # copies and pickles leave the compiled function behind
+        state = dict(super().__getstate__())
+        state["_compiled_fn"], state["_calls"] = None, {}
+        return state
+
+    def plan(self, link_evaluations: float) -> bool:
+        """Tell the network how long the run will be (links x chains x evaluations);
+        returns whether it will run compiled."""
+        dtype = self.head.weight.dtype
+        self.use_compiled = compile_pays(self.group.name, dtype, float(link_evaluations))
+        return self.use_compiled
+
+    def features_real(self, q: list[torch.Tensor], T: Transport, sigma: torch.Tensor) -> torch.Tensor:
+        """Final site fields (B, K, 2, C, L, L)."""
+        W0 = input_loops(q, self.loops)
+        sign = dagger_sign(W0.shape[1], W0.dtype, W0.device, 3)
+        mod = self.embed(sigma).reshape(sigma.shape[0], self.layers, 2, self.channels)
         W = None
         for b in range(self.layers):
-            # the block input: C + c0 channels once per block (the reference concatenates
-            # every transported term, n_terms times as many)
-            x = W0 if W is None else torch.cat((W, W0), 2)
+            x = W0 if W is None else torch.cat((W, W0), 3)
             y = conv(self.convs[b], T, x)
-            y = y * (1.0 + mod[:, b, 0])[:, None, :, None, None]
-            y = bilin(self.bilins[b], x, y)
+            y = y * (1.0 + mod[:, b, 0])[:, None, None, :, None, None]
+            y = bilin(self.bilins[b], x, y, sign)
             y = act(self.acts[b], trace_norm(y), mod[:, b, 1])
             W = y if W is None else W + y
         return W
 
+    def forward_real(self, Ur: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """Real view of the links (B, 2, L, L, N, N, 2) -> real view of the output."""
+        q = [c.to(sigma.dtype) for c in links_real(Ur)]
+        T = Transport(q)
+        return head(self.head, T, self.features_real(q, T, sigma), self.group.N, self.group.special)
+
     def forward(self, U: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        T = Transport(U, complex_dtype(sigma.dtype))
-        return head(self.head, T, self.features(U, sigma, T), self.group.N, self.group.special)
+        Ur = torch.view_as_real(U)
+        if self.use_compiled and FastLCNN._compile_failed is None:
+            key = (tuple(U.shape), U.dtype, U.device, torch.is_grad_enabled())
+            self._calls[key] = self._calls.get(key, 0) + 1
+            if self._calls[key] >= 2:  # a one-off call is not worth a compilation
+                return torch.view_as_complex(self._forward_compiled(Ur, sigma))
+        return torch.view_as_complex(self.forward_real(Ur, sigma))
+
+    def _forward_compiled(self, Ur: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        from ..fields.compile import _INDUCTOR_OPTIONS, _canonical_single_chain
+
+        try:
+            if self._compiled_fn is None:
+                self._compiled_fn = torch.compile(self.forward_real, dynamic=False, options=_INDUCTOR_OPTIONS)
+            outs = []
+            for n, u, sg in zip(*_cache_blocks(Ur, sigma)):
+                # canonical strides, or dynamo's stride guards recompile (a one-chain batch's
+                # chain stride is arbitrary; sigma may be expanded from a scalar)
+                u = _canonical_single_chain(u.contiguous())
+                sg = sg.clone(memory_format=torch.contiguous_format)
+                if n > 1:  # one compilation for every batch size > 1 (the last block, the pilot)
+                    torch._dynamo.mark_dynamic(u, 0)
+                    torch._dynamo.mark_dynamic(sg, 0)
+                outs.append(self._compiled_fn(u, sg))
+            return outs[0] if len(outs) == 1 else torch.cat(outs)
+        except Exception as exc:  # noqa: BLE001 - the eager call below raises the caller's own errors
+            out = self.forward_real(Ur, sigma)
+            msg = str(exc).strip().splitlines()
+            FastLCNN._compile_failed = f"{type(exc).__name__}: {msg[0] if msg else ''}"
+            warnings.warn(f"campaign.diffusion: torch.compile of the L-CNN failed "
+                          f"({FastLCNN._compile_failed[:300]}); running eagerly from now on",
+                          RuntimeWarning, stacklevel=3)
+            return out
+
+
+# Compiled, the network runs fastest on about this many bytes of one real field component
+# (B x L^2 x itemsize; 2048 float32 sites: 2-4 chains at L = 32 ran 1.7x faster per chain
+# than 8-16, in the 2 MB L2 cache of the machine measured), so a larger batch goes through
+# in blocks of that size (at least 2 chains: a batch of 1 would be a second compilation).
+CACHE_BLOCK_BYTES = 8192
+
+
+def _cache_blocks(Ur: torch.Tensor, sigma: torch.Tensor):
+    """(sizes, link blocks, sigma blocks) of the batch; no block of one chain unless B = 1."""
+    B, L1, L2 = Ur.shape[0], Ur.shape[2], Ur.shape[3]
+    c = max(2, CACHE_BLOCK_BYTES // (L1 * L2 * Ur.element_size()))
+    sizes = [c] * (B // c) or [B]
+    rest = B - sum(sizes)
+    if rest == 1:
+        sizes[-1] += 1
+    elif rest:
+        sizes.append(rest)
+    return sizes, Ur.split(sizes), sigma.split(sizes)

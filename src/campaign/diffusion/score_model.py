@@ -65,8 +65,9 @@ class ScoreModel(nn.Module):
 
     Attributes used by the sampler: ``group``, ``beta0``, ``L0``, ``sigma_min``,
     ``sigma_max``; ``arch`` is the architecture dict (``DEFAULT_ARCH`` keys).  ``fast``
-    (default) evaluates the L-CNN as ``FastLCNN``, False as the complex-matrix reference
-    ``LCNN`` (same parameters and state_dict, same scores to rounding)."""
+    (default) evaluates the L-CNN as ``FastLCNN`` (real arithmetic, compiled for long runs:
+    ``plan``), False as the complex-matrix reference ``LCNN`` (same parameters and
+    state_dict, same scores to rounding)."""
 
     def __init__(self, group, beta0: float, L0: int, sigma_min: float, sigma_max: float, arch: dict | None = None,
                  fast: bool = True):
@@ -89,6 +90,11 @@ class ScoreModel(nn.Module):
         decay, kappa = initial_physics_parameters(self.group, self.beta0)
         self.log_kappa = nn.Parameter(torch.tensor(math.log(kappa)))
         self.log_decay = nn.Parameter(torch.tensor(math.log(decay)))
+
+    def plan(self, link_evaluations: float) -> bool:
+        """Tell the network how long the run will be (links x chains x score evaluations);
+        True if it will run compiled (``FastLCNN.plan``; the reference never compiles)."""
+        return self.net.plan(link_evaluations) if isinstance(self.net, FastLCNN) else False
 
     @property
     def real_dtype(self) -> torch.dtype:

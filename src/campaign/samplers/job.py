@@ -93,6 +93,8 @@ def _sample(model, out: Path, s: SampleSettings, info: dict, dev, job: Resumable
     results = _load_parts(parts, fingerprint, len(sizes))
     rdtype = real_dtype(s.dtype)
     score = ModelScore(model, dev, complex_dtype(rdtype))
+    if hasattr(model, "plan"):  # the network compiles when the run is long enough
+        model.plan(s.steps_per_batch * (sum(sizes) + min(s.pilot_chains, s.batch)) * 2 * s.L**2)
     _probe(score, info, s, dev, rdtype, model_path)
     path = _pilot(score, s, parts, fingerprint, dev, label, progress) if s.method == "smc" else None
     # the pilot may move steps between levels (step_allocation), so count what will run
