@@ -131,10 +131,11 @@ def test_compile_policy(monkeypatch):
     monkeypatch.setenv("CAMPAIGN_COMPILE", "auto")
     rate = fast_lcnn.EAGER_LINK_EVALUATIONS_PER_S[("su2", "float32")]
     assert not compile_pays("su2", torch.float32, rate * 5)  # a 5 s run
-    assert compile_pays("su2", torch.float32, rate * 600)  # a 10 min run
+    assert not compile_pays("su2", torch.float32, rate * 600)  # a 10 min run: the cold compile would not pay
+    assert compile_pays("su2", torch.float32, rate * 1800)  # half an hour
     model = ScoreModel("su2", 1.0, 8, 0.01, 4.0)
-    assert model.plan(rate * 600) and model.net.use_compiled
-    assert not ScoreModel("su2", 1.0, 8, 0.01, 4.0, fast=False).plan(rate * 600)
+    assert model.plan(rate * 1800) and model.net.use_compiled
+    assert not ScoreModel("su2", 1.0, 8, 0.01, 4.0, fast=False).plan(rate * 1800)
 
 
 def test_failed_compile_warns_once_and_runs_eagerly(monkeypatch, gen):
