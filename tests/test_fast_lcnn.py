@@ -7,6 +7,7 @@ scores; the compiled path equals the eager one and falls back to it when compili
 import pytest
 import torch
 
+import campaign.fields.compile as compile_module
 from campaign import io
 from campaign.diffusion import ScoreModel
 from campaign.diffusion import fast_lcnn
@@ -143,7 +144,7 @@ def test_failed_compile_warns_once_and_runs_eagerly(monkeypatch, gen):
         raise RuntimeError("no compiler here")
 
     monkeypatch.setattr(torch, "compile", broken)
-    monkeypatch.setattr(FastLCNN, "_compile_failed", None)
+    monkeypatch.setattr(compile_module, "_compile_disabled_reason", None)
     _, fast = pair("su2", channels=2, layers=1)
     fast.use_compiled = True
     U = get_group("su2").haar((1, 2, 4, 4), generator=gen)
@@ -153,7 +154,7 @@ def test_failed_compile_warns_once_and_runs_eagerly(monkeypatch, gen):
     with pytest.warns(RuntimeWarning, match="no compiler here"):
         out = fast(U, sigma)
     assert torch.equal(torch.view_as_real(out), eager)
-    assert FastLCNN._compile_failed is not None
+    assert compile_module.compile_disabled_reason() is not None
     assert torch.equal(torch.view_as_real(fast(U, sigma)), eager)  # no second warning, eager
 
 
@@ -167,7 +168,7 @@ def test_compiled_equals_eager(gen):
     with torch.no_grad():
         fast(U, sigma)
         out = fast(U, sigma)
-    assert fast._compiled_fn is not None and FastLCNN._compile_failed is None
+    assert fast._compiled_fn is not None and compile_module.compile_disabled_reason() is None
     assert rel(out, ref(U, sigma)) < TOL
 
 

@@ -33,13 +33,12 @@ link evaluations of a run) decides, with ``campaign.fields.compile``'s policy
 (``CAMPAIGN_COMPILE``, the run's expected eager time), whether the network runs
 through torch.compile: one compilation for every batch size > 1 (the batch axis is
 dynamic; batch 1 is compiled on its own), a shape from its second call on (one-off
-probes stay eager); a compilation that fails warns once and the process stays eager.
+probes stay eager); a compilation that fails warns once and the process stays eager, the
+fields' kernels included (``campaign.fields.compile.disable_compilation``).
 Measured ratios: benchmarks/maala.py and benchmarks/train.py.
 """
 
 from __future__ import annotations
-
-import warnings
 
 import torch
 
@@ -300,8 +299,6 @@ class FastLCNN(LCNN):
     """``LCNN`` evaluated in real arithmetic, compiled when a run is long enough (module
     docstring)."""
 
-    _compile_failed: str | None = None  # why compilation failed in this process (then eager)
-
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.use_compiled = False
@@ -342,8 +339,10 @@ class FastLCNN(LCNN):
         return head(self.head, T, self.features_real(q, T, sigma), self.group.N, self.group.special)
 
     def forward(self, U: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        from ..fields.compile import compile_disabled_reason
+
         Ur = torch.view_as_real(U)
-        if self.use_compiled and FastLCNN._compile_failed is None:
+        if self.use_compiled and compile_disabled_reason() is None:
             key = (tuple(U.shape), U.dtype, U.device, torch.is_grad_enabled())
             self._calls[key] = self._calls.get(key, 0) + 1
             if self._calls[key] >= 2:  # a one-off call is not worth a compilation
@@ -351,7 +350,7 @@ class FastLCNN(LCNN):
         return torch.view_as_complex(self.forward_real(Ur, sigma))
 
     def _forward_compiled(self, Ur: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        from ..fields.compile import _INDUCTOR_OPTIONS, _canonical_single_chain
+        from ..fields.compile import _INDUCTOR_OPTIONS, _canonical_single_chain, disable_compilation
 
         try:
             if self._compiled_fn is None:
@@ -369,11 +368,7 @@ class FastLCNN(LCNN):
             return outs[0] if len(outs) == 1 else torch.cat(outs)
         except Exception as exc:  # noqa: BLE001 - the eager call below raises the caller's own errors
             out = self.forward_real(Ur, sigma)
-            msg = str(exc).strip().splitlines()
-            FastLCNN._compile_failed = f"{type(exc).__name__}: {msg[0] if msg else ''}"
-            warnings.warn(f"campaign.diffusion: torch.compile of the L-CNN failed "
-                          f"({FastLCNN._compile_failed[:300]}); running eagerly from now on",
-                          RuntimeWarning, stacklevel=3)
+            disable_compilation(exc, "campaign.diffusion", "the L-CNN")
             return out
 
 

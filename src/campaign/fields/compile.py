@@ -59,6 +59,17 @@ def compile_disabled_reason() -> str | None:
     return _compile_disabled_reason
 
 
+def disable_compilation(exc: BaseException, owner: str, what: str) -> None:
+    """Compilation is broken in this process (a compiled call raised where the eager one
+    did not): record why and warn once; every compiled path (the fields' kernels, the
+    L-CNN) runs eagerly from now on."""
+    global _compile_disabled_reason
+    msg = str(exc).strip().splitlines()
+    _compile_disabled_reason = f"{type(exc).__name__}: {msg[0] if msg else ''}"
+    warnings.warn(f"{owner}: torch.compile failed for {what} ({_compile_disabled_reason[:300]}); "
+                  "running eagerly from now on", RuntimeWarning, stacklevel=4)
+
+
 class _Kernel:
     """A pure tensor function run through torch.compile when asked, eagerly otherwise.
 
@@ -76,7 +87,6 @@ class _Kernel:
         self._packages: dict = {}  # argument signature -> loaded AOTInductor package
 
     def __call__(self, use_compiled: bool, *args):
-        global _compile_disabled_reason
         if not use_compiled or _compile_disabled_reason is not None:
             return self.fn(*args)
         args = tuple(map(_canonical_single_chain, args))
@@ -92,14 +102,7 @@ class _Kernel:
             return self._compiled(*args)
         except Exception as exc:  # noqa: BLE001 - decided below by the eager call
             out = self.fn(*args)  # raises the caller's own errors
-            msg = str(exc).strip().splitlines()
-            _compile_disabled_reason = f"{type(exc).__name__}: {msg[0] if msg else ''}"
-            warnings.warn(
-                f"campaign.fields: torch.compile failed for {self.name} "
-                f"({_compile_disabled_reason[:300]}); running eagerly from now on",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            disable_compilation(exc, "campaign.fields", self.name)
             return out
 
     def _call_package(self, directory, args):
