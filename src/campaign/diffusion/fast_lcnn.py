@@ -266,8 +266,7 @@ def head(layer, T: Transport, X: torch.Tensor, N: int, special: bool) -> torch.T
 
 # Eager throughput of the default architecture, link evaluations per second on one thread
 # (forward, no autograd; batch 8 at L = 32, measured on a loaded 2-core machine): the
-# estimate of how long a run takes uncompiled.  Compiling costs about 60-120 s with a cold
-# inductor cache and about 8 s with a warm one (dynamo tracing), same machine.
+# estimate of how long a run takes uncompiled.
 EAGER_LINK_EVALUATIONS_PER_S = {
     ("u1", "float32"): 2.0e6, ("u1", "float64"): 1.0e6,
     ("su2", "float32"): 5.5e5, ("su2", "float64"): 2.3e5,
