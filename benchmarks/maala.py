@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import sys
 import tempfile
@@ -69,8 +70,9 @@ def run_throughput(group: str, L: int, batches: list[int], levels: int, device: 
     rdtype = torch.float64 if dtype == "float64" else torch.float32
     model = ScoreModel(group, 2.0, L, 0.01, 4.0, fast=impl != "reference").to(dev, rdtype)
     model.eval()
-    if impl == "compiled":
-        model.net.use_compiled = True  # what plan() decides for a long run
+    # the project's compile switch decides, as for a long sampling job (fresh process per case)
+    os.environ["CAMPAIGN_COMPILE"] = "always" if impl == "compiled" else "never"
+    model.plan(0)
     score = ModelScore(model, dev, torch.complex128 if rdtype == torch.float64 else torch.complex64)
     steps_per_level = 1
 
