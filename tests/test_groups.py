@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from campaign.groups import SU2, U1, U2, UnknownGroupError, dagger, get_group, matmul, trace
+from campaign.groups import SU2, U1, U2, UnknownGroupError, dagger, get_group, gram_schmidt_2x2, matmul, trace
 
 
 def test_basis_orthonormal(group):
@@ -73,6 +73,20 @@ def test_reunitarize_projects_onto_group(group, gen):
     eye = torch.eye(group.N, dtype=u.dtype)
     assert torch.allclose(matmul(r, dagger(r)), eye.expand_as(r), atol=1e-14)
     assert (r - u).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("scale", [1e-6, 0.5])
+def test_gram_schmidt_is_lapack_qr_with_positive_diagonal(gen, scale):
+    """The written-out U(2) projection is Q of the QR decomposition whose R has a real
+    positive diagonal (an independent computation: LAPACK's QR, phases fixed), also far
+    from the group."""
+    u = get_group("u2").haar((200,), generator=gen)
+    m = u + scale * torch.randn(u.shape, dtype=u.dtype, generator=gen)
+    q, r = torch.linalg.qr(m)
+    d = torch.diagonal(r, dim1=-2, dim2=-1)
+    expect = q * (d / d.abs())[..., None, :]
+    assert (gram_schmidt_2x2(m) - expect).abs().max() < 1e-13
+    assert (gram_schmidt_2x2(m.to(torch.complex64)) - expect).abs().max() < 1e-5
 
 
 def test_float32_supported(group, gen):

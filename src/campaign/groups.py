@@ -200,9 +200,23 @@ class Group:
             n = torch.sqrt(a.abs() ** 2 + b.abs() ** 2)
             a, b = a / n, b / n
             return torch.stack((a, b, -b.conj(), a.conj()), -1).unflatten(-1, (2, 2))
+        if self.N == 2:
+            return gram_schmidt_2x2(u)
         q, r = torch.linalg.qr(u)
         d = torch.diagonal(r, dim1=-2, dim2=-1)
         return q * (d / d.abs())[..., None, :]
+
+
+def gram_schmidt_2x2(u: torch.Tensor) -> torch.Tensor:
+    """Q of u = QR with R's diagonal real positive (Gram-Schmidt on the columns), written
+    out: batched LAPACK QR of 2x2 matrices costs about a fifth of a U(2) sampling step."""
+    a, c, b, d = u[..., 0, 0], u[..., 1, 0], u[..., 0, 1], u[..., 1, 1]
+    n = torch.sqrt(a.real.square() + a.imag.square() + c.real.square() + c.imag.square())
+    a, c = a / n, c / n
+    p = a.conj() * b + c.conj() * d
+    b, d = b - p * a, d - p * c
+    n = torch.sqrt(b.real.square() + b.imag.square() + d.real.square() + d.imag.square())
+    return torch.stack((a, b / n, c, d / n), -1).unflatten(-1, (2, 2))
 
 
 def quaternion_to_su2(q: torch.Tensor) -> torch.Tensor:
