@@ -179,3 +179,21 @@ def test_cache_blocks_cover_the_batch_without_single_chains(B, L):
     assert sum(sizes) == B and [u.shape[0] for u in us] == sizes
     assert torch.equal(torch.cat(sigmas), torch.arange(B, dtype=torch.float32))
     assert min(sizes) >= 2 or sizes == [1]
+
+
+def test_eager_blocks_equal_one_call(group, gen, monkeypatch):
+    """A batch larger than an eager block goes through in blocks: the same scores and
+    gradients as the reference evaluated on the whole batch at once."""
+    ref, fast = pair(group, channels=4, layers=2)
+    U = group.haar((5, 2, 4, 4), generator=gen)
+    sigma = torch.tensor([0.02, 0.1, 0.5, 1.0, 3.0], dtype=torch.float64)
+    monkeypatch.setattr(fast_lcnn, "EAGER_BLOCK_SITES", 2 * 16)  # blocks of 2, 2, 1 chains
+    calls = []
+    monkeypatch.setattr(fast, "forward_real", lambda u, s, f=fast.forward_real: calls.append(len(u)) or f(u, s))
+    a, b = fast(U, sigma), ref(U, sigma)
+    assert calls == [2, 2, 1]
+    assert rel(a, b) < TOL
+    a.real.square().sum().backward()
+    b.real.square().sum().backward()
+    for (name, p), q in zip(fast.named_parameters(), ref.parameters()):
+        assert rel(p.grad, q.grad) < 1e-10, name

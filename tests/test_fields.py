@@ -155,7 +155,7 @@ def test_threefry_matches_the_reference_vectors(counter, key, expected):
                               [_as_int32(torch.tensor(k)) for k in key])
     assert all(w.dtype == torch.int32 for w in as_int32)
     assert tuple(int(w) & 0xFFFFFFFF for w in as_int32) == expected
-    compiled = torch.compile(F.threefry4x32, options=C._INDUCTOR_OPTIONS)
+    compiled = torch.compile(F.threefry4x32, options=C.INDUCTOR_OPTIONS)
     as_int32 = compiled([_as_int32(torch.tensor([c] * 19)) for c in counter],
                         [_as_int32(torch.tensor(k)) for k in key])
     assert tuple(int(w[-1]) & 0xFFFFFFFF for w in as_int32) == expected

@@ -285,13 +285,13 @@ def compile_pays(group: str, dtype: torch.dtype, link_evaluations: float) -> boo
     """``campaign.fields.compile``'s policy for the network: ``CAMPAIGN_COMPILE`` never /
     always, else (auto) compile when the run would take NETWORK_COMPILE_MIN_EAGER_S or more
     eagerly."""
-    from ..fields.compile import compile_mode
+    from ..fields.compile import compile_mode, long_enough
 
     mode = compile_mode()
     if mode != "auto":
         return mode == "always"
-    rate = EAGER_LINK_EVALUATIONS_PER_S.get((group, str(dtype).removeprefix("torch.")))
-    return rate is None or link_evaluations / rate >= NETWORK_COMPILE_MIN_EAGER_S
+    return long_enough(EAGER_LINK_EVALUATIONS_PER_S, (group, str(dtype).removeprefix("torch.")),
+                       link_evaluations, NETWORK_COMPILE_MIN_EAGER_S)
 
 
 class FastLCNN(LCNN):
@@ -346,19 +346,26 @@ class FastLCNN(LCNN):
             self._calls[key] = self._calls.get(key, 0) + 1
             if self._calls[key] >= 2:  # a one-off call is not worth a compilation
                 return torch.view_as_complex(self._forward_compiled(Ur, sigma))
-        return torch.view_as_complex(self.forward_real(Ur, sigma))
+        return torch.view_as_complex(self._forward_eager(Ur, sigma))
+
+    def _forward_eager(self, Ur: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        B, L1, L2 = Ur.shape[0], Ur.shape[2], Ur.shape[3]
+        per_block = max(1, EAGER_BLOCK_SITES // (L1 * L2))
+        if B <= per_block:
+            return self.forward_real(Ur, sigma)
+        return torch.cat([self.forward_real(u, sg) for u, sg in zip(Ur.split(per_block), sigma.split(per_block))])
 
     def _forward_compiled(self, Ur: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        from ..fields.compile import _INDUCTOR_OPTIONS, _canonical_single_chain, disable_compilation
+        from ..fields.compile import INDUCTOR_OPTIONS, canonical_single_chain, disable_compilation
 
         try:
             if self._compiled_fn is None:
-                self._compiled_fn = torch.compile(self.forward_real, dynamic=False, options=_INDUCTOR_OPTIONS)
+                self._compiled_fn = torch.compile(self.forward_real, dynamic=False, options=INDUCTOR_OPTIONS)
             outs = []
             for n, u, sg in zip(*_cache_blocks(Ur, sigma)):
                 # canonical strides, or dynamo's stride guards recompile (a one-chain batch's
                 # chain stride is arbitrary; sigma may be expanded from a scalar)
-                u = _canonical_single_chain(u.contiguous())
+                u = canonical_single_chain(u.contiguous())
                 sg = sg.clone(memory_format=torch.contiguous_format)
                 if n > 1:  # one compilation for every batch size > 1 (the last block, the pilot)
                     torch._dynamo.mark_dynamic(u, 0)
@@ -369,6 +376,14 @@ class FastLCNN(LCNN):
             out = self.forward_real(Ur, sigma)
             disable_compilation(exc, "campaign.diffusion", "the L-CNN")
             return out
+
+
+# Eagerly, the network runs fastest per chain at about this many sites per call (B x L^2):
+# fewer and the per-operation overhead shows, more and each elementwise operation streams its
+# operands from memory instead of cache (one thread, L = 16 and 32, float32 and float64:
+# 16 chains at L = 32 ran 1.5-1.8x faster per chain than 64), so a larger batch goes
+# through in blocks of this size.  Measured by benchmarks/maala.py (batching columns).
+EAGER_BLOCK_SITES = 16384
 
 
 # Compiled, the network runs fastest on about this many bytes of one real field component

@@ -29,7 +29,7 @@ EAGER_LINK_FORCES_PER_S = {
 }
 
 
-_INDUCTOR_OPTIONS = {
+INDUCTOR_OPTIONS = {
     # let gcc fuse a * b + c into FMA instructions (inductor compiles with -ffp-contract=off):
     # the polynomials and quaternion products run ~1.5x faster, results change by rounding
     "cpp.enable_floating_point_contract_flag": "fast",
@@ -50,8 +50,16 @@ def compile_pays(field_name: str, dtype: torch.dtype, link_force_evaluations: fl
     """Whether a run of this many link force evaluations (links x chains x force
     evaluations per trajectory x trajectories) would take COMPILE_MIN_EAGER_S or more
     uncompiled."""
-    rate = EAGER_LINK_FORCES_PER_S.get((field_name, str(dtype).removeprefix("torch.")))
-    return rate is None or link_force_evaluations / rate >= COMPILE_MIN_EAGER_S
+    return long_enough(EAGER_LINK_FORCES_PER_S, (field_name, str(dtype).removeprefix("torch.")),
+                       link_force_evaluations, COMPILE_MIN_EAGER_S)
+
+
+def long_enough(eager_rates: dict, key, work: float, min_eager_s: float) -> bool:
+    """The compile rule of every compiled path (the fields' kernels, the L-CNN): compile
+    when ``work`` at the measured eager rate ``eager_rates[key]`` (work per second) would
+    take ``min_eager_s`` or more uncompiled; an unmeasured case compiles."""
+    rate = eager_rates.get(key)
+    return rate is None or work / rate >= min_eager_s
 
 
 def compile_disabled_reason() -> str | None:
@@ -82,14 +90,14 @@ class _Kernel:
         self.fn = fn
         self.name = fn.__name__.lstrip("_")
         self.dynamic = dynamic
-        self.options = {**_INDUCTOR_OPTIONS, **(options or {})}
+        self.options = {**INDUCTOR_OPTIONS, **(options or {})}
         self._compiled = None
         self._packages: dict = {}  # argument signature -> loaded AOTInductor package
 
     def __call__(self, use_compiled: bool, *args):
         if not use_compiled or _compile_disabled_reason is not None:
             return self.fn(*args)
-        args = tuple(map(_canonical_single_chain, args))
+        args = tuple(map(canonical_single_chain, args))
         directory = aot.store()
         if directory is not None:
             try:
@@ -114,7 +122,7 @@ class _Kernel:
         return package(*(a for a in args if torch.is_tensor(a)))
 
 
-def _canonical_single_chain(t):
+def canonical_single_chain(t):
     """With one chain, the chain axis's stride is arbitrary (chains_last makes it 1, a
     kernel's output has it numel): one canonical value, or every other call fails
     dynamo's stride guard and recompiles (a minute per kernel for U(2) at L = 64)."""
