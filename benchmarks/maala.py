@@ -12,9 +12,12 @@ implementation (``--impl``: ``reference``, the complex-matrix L-CNN; ``fast``, F
 eagerly; ``compiled``, FastLCNN through torch.compile, what a long sampling job runs; the
 same function) and dtype (``--dtype``, several allowed), at every batch size of
 ``--batches`` (batch 1: one chain after the other).  Warm-up runs at batch 1 and 2 come
-first (a compiled case compiles there; its wall time is printed as "warm-up s").
+first (a compiled case compiles there; its wall time is printed as "warm-up s"), and one
+untimed level at each batch size before it is timed (the steady state of a long job: the
+first network call of a shape runs eagerly).
 Printed: samples/s per batch size, the per-chain gain of the largest batch over batch 1
-(with the reason where it is under 3x), and every case against the reference at the
+(where it is under 3x, the time per chain-step at batch 1 and at the best batch, split into
+the score evaluation, timed alone, and the rest of the step), and every case against the reference at the
 first dtype ("before"; float64 by default) at every batch, measured in the same run.  Unit: chain-steps/s (one step = one score evaluation and
 one Wilson action); samples/s is scaled to the default schedule (``SampleSettings``:
 n_levels x (steps_per_level + 1) + tail score evaluations per sample).  Peak memory: the
@@ -53,6 +56,7 @@ def _settings_steps_per_sample() -> int:
     return s.n_levels * (s.steps_per_level + 1) + s.tail_steps
 
 
+_PER_BATCH = ("chain_steps_per_s", "samples_per_s", "peak_mb", "score_s_per_chain")  # JSON keys by batch
 IMPLEMENTATIONS = ("reference", "fast", "compiled")  # complex-matrix L-CNN, FastLCNN eager / compiled
 
 
@@ -76,8 +80,8 @@ def run_throughput(group: str, L: int, batches: list[int], levels: int, device: 
     score = ModelScore(model, dev, torch.complex128 if rdtype == torch.float64 else torch.complex64)
     steps_per_level = 1
 
-    def timed(n_chains: int, seed: int) -> float:
-        s = SampleSettings(beta=2.0, L=L, n_samples=n_chains, n_levels=levels, steps_per_level=steps_per_level,
+    def timed(n_chains: int, seed: int, n_levels: int = levels) -> float:
+        s = SampleSettings(beta=2.0, L=L, n_samples=n_chains, n_levels=n_levels, steps_per_level=steps_per_level,
                            tail_steps=0, batch=n_chains, seed=seed, device=device, dtype=dtype)
         s.resolve({"group": group, "sigma_min": 0.01, "sigma_max": 4.0})
         path = initial_path(score, s)
@@ -100,6 +104,7 @@ def run_throughput(group: str, L: int, batches: list[int], levels: int, device: 
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
+        timed(b, 0, 1)  # steady state: a shape's first network call runs eagerly (FastLCNN.forward)
         if b == 1:  # one chain after the other
             wall = sum(timed(1, 10 + i) for i in range(baseline_chains))
             rates[b] = baseline_chains * evals / wall
@@ -107,26 +112,54 @@ def run_throughput(group: str, L: int, batches: list[int], levels: int, device: 
             rates[b] = b * evals / timed(b, 1)
         peaks[b] = (torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda"
                     else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024)
+    # the score evaluation alone (network, skip force, output scale) per chain at every batch:
+    # which part of the step gains from batching, measured rather than inferred
+    score_s = {}
+    for b in batches:
+        U = score.group.haar((b, 2, L, L), generator=torch.Generator(device=dev).manual_seed(b),
+                             dtype=rdtype, device=dev)
+        sig = torch.full((b,), 0.5, dtype=rdtype, device=dev)
+        for _ in range(2):  # a shape's first call runs eagerly
+            score(U, sig)
+        reps = max(3, 64 // b)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(reps):
+            score(U, sig)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        score_s[b] = (time.perf_counter() - t) / (reps * b)
     per_sample = _settings_steps_per_sample()
     return {
         "group": group, "L": L, "impl": impl, "dtype": dtype, "device": device, "levels": levels,
         "chain_steps_per_s": rates, "samples_per_s": {b: r / per_sample for b, r in rates.items()},
-        "peak_mb": peaks, "evals_per_sample": per_sample, "warmup_s": warmup,
+        "peak_mb": peaks, "evals_per_sample": per_sample, "warmup_s": warmup, "score_s_per_chain": score_s,
     }
 
 
-def batching_note(rates: dict, peaks: dict) -> str:
-    """Why per-chain throughput stops growing with the batch (empty when it grows >= 3x)."""
+def batching_note(rates: dict, peaks: dict, score_s: dict) -> str:
+    """Why per-chain throughput stops growing with the batch (empty when it grows >= 3x):
+    the time per chain-step at batch 1 and at the best batch, split into the score
+    evaluation (timed alone at every batch) and the rest of the step (proposal, exp map,
+    Wilson action, acceptance, weights)."""
     bs = sorted(rates)
     if rates[bs[-1]] >= 3 * rates[bs[0]]:
         return ""
     best = max(bs, key=lambda b: rates[b])
-    if best < bs[-1]:
-        return (f"peaks at batch {best}: beyond it the working set ({peaks[bs[-1]]:.0f} MB at batch {bs[-1]}) "
-                "outgrows the caches and the elementwise kernels become memory-bound (inferred from the sizes)")
-    return ("grows less than 3x: a single chain already runs kernels over L^2 sites x channels, so per-call "
-            "overhead is a small share at batch 1 and the rest grows with the batch (an inference from the "
-            "sizes, not a separate measurement; the thread count is fixed by --threads)")
+    first = bs[0]
+    step = {b: 1e3 / rates[b] for b in (first, best)}  # ms per chain-step
+    score = {b: min(1e3 * score_s[b], step[b]) for b in (first, best)}
+    rest = {b: step[b] - score[b] for b in (first, best)}
+    if best == first:
+        return (f"no batch beats batch {first} per chain (working set {peaks[bs[-1]]:.0f} MB at batch {bs[-1]}); "
+                f"the score evaluation is {score[first] / step[first]:.0%} of a chain-step at batch {first}")
+    where = f"peaks at batch {best} ({peaks[best]:.0f} MB); " if best < bs[-1] else ""
+    share, gain = score[first] / step[first], score[first] / score[best]
+    return (f"{where}ms per chain-step, batch {first} -> {best}: score evaluation {score[first]:.2f} -> "
+            f"{score[best]:.2f} ({gain:.1f}x), rest of the step {rest[first]:.2f} -> {rest[best]:.2f}; the score "
+            f"evaluation is {share:.0%} of a step at batch {first}, so batching gains at most {gain / share:.1f}x "
+            "even if the rest cost nothing")
 
 
 def run_effective(group: str, beta: float, L: int, n: int, batch: int, levels: int, device: str, dtype: str,
@@ -183,7 +216,7 @@ def print_throughput(thr: list[dict], a, levels: int, nbase: int, batches: list[
         print(f"{r['group']:6} {r['L']:>4} {r['impl']:9} {r['dtype']:8} "
               + " ".join(f"{sps[b]:>17.4f}" for b in batches)
               + f" {cs[batches[-1]] / cs[batches[0]]:>9.1f}x {r['peak_mb'][batches[-1]]:>8.0f} {r['warmup_s']:>9.1f}")
-        note = batching_note(cs, r["peak_mb"])
+        note = batching_note(cs, r["peak_mb"], r["score_s_per_chain"]) if "score_s_per_chain" in r else ""
         if note:
             print(f"{'':12}batching: {note}")
     before_dtype = a.dtype[0]
@@ -221,6 +254,7 @@ def main(argv=None) -> int:
                         "compiled, whose compilation takes minutes with a cold cache)")
     p.add_argument("--parts", nargs="+", default=["throughput", "effective"], choices=["throughput", "effective"])
     p.add_argument("--json", default=None, help="also write the rows here")
+    p.add_argument("--from-json", default=None, help="print the tables of an earlier --json run and stop")
     p.add_argument("--case", default=None, help=argparse.SUPPRESS)  # internal: one case
     a = p.parse_args(argv)
     a.impl = a.impl or [i for i in IMPLEMENTATIONS if not (a.quick and i == "compiled")]
@@ -230,6 +264,15 @@ def main(argv=None) -> int:
     nbase = a.baseline_chains or (2 if a.quick else 4)
     ess_cases = [(g, 2.0, 8 if a.quick else (16 if g == "u1" else 8)) for g in a.groups]
     ess_n, ess_batch, ess_levels = (64, 16, 40) if a.quick else (256, 32, 200)
+    if a.from_json:
+        with open(a.from_json) as f:
+            thr = [{**r, **{k: {int(b): v for b, v in r[k].items()} for k in _PER_BATCH if k in r}}
+                   for r in json.load(f)["throughput"]]
+        first = thr[0]
+        a.dtype = [first["dtype"]] if not any(r["impl"] == "reference" for r in thr) else \
+            [next(r["dtype"] for r in thr if r["impl"] == "reference")]
+        print_throughput(thr, a, first["levels"], a.baseline_chains or 4, sorted(first["chain_steps_per_s"]))
+        return 0
     if a.case:
         kind, group, x = a.case.split(":")
         if kind == "throughput":
@@ -252,8 +295,7 @@ def main(argv=None) -> int:
                     print(f"throughput {group} L={L} {impl} {dtype} failed:\n{err}", file=sys.stderr)
                     continue
                 print(f"  done {group} L={L} {impl} {dtype}", file=sys.stderr, flush=True)
-                row = {**row, **{k: {int(b): v for b, v in row[k].items()}
-                                 for k in ("chain_steps_per_s", "samples_per_s", "peak_mb")}}
+                row = {**row, **{k: {int(b): v for b, v in row[k].items()} for k in _PER_BATCH}}
                 thr.append(row)
     for group, beta, L in ess_cases if "effective" in a.parts else ():
         rows, err = run_in_fresh_process(__file__, ["--case", f"effective:{group}:{beta},{L}", *common,
