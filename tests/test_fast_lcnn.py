@@ -170,15 +170,47 @@ def test_compiled_equals_eager(gen):
         out = fast(U, sigma)
     assert fast._compiled_fn is not None and compile_module.compile_disabled_reason() is None
     assert rel(out, ref(U, sigma)) < TOL
+    # the score model's output (scaled, minus the Wilson force) through the same compiled function
+    from campaign.actions import wilson_force
+
+    scale, weight = torch.tensor([0.5, 2.0], dtype=torch.float64), torch.tensor([1.0, 3.0], dtype=torch.float64)
+    with torch.no_grad():
+        fast(U, sigma, out_scale=scale, force_weight=weight)
+        out = fast(U, sigma, out_scale=scale, force_weight=weight)
+    assert rel(out, ref(U, sigma) * scale.reshape(-1, 1, 1, 1, 1, 1) - wilson_force(get_group("u2"), U, weight)) < TOL
 
 
 @pytest.mark.parametrize("B,L", [(1, 32), (2, 32), (5, 32), (9, 16), (64, 32), (3, 64)])
 def test_cache_blocks_cover_the_batch_without_single_chains(B, L):
     Ur = torch.zeros(B, 2, L, L, 2, 2, 2)
-    sizes, us, sigmas = fast_lcnn._cache_blocks(Ur, torch.arange(B, dtype=torch.float32))
-    assert sum(sizes) == B and [u.shape[0] for u in us] == sizes
-    assert torch.equal(torch.cat(sigmas), torch.arange(B, dtype=torch.float32))
+    sizes = fast_lcnn._cache_block_sizes(Ur)
+    blocks = fast_lcnn._split(sizes, Ur, torch.arange(B, dtype=torch.float32), None)
+    assert sum(sizes) == B and [u.shape[0] for u, _, _ in blocks] == sizes
+    assert torch.equal(torch.cat([s for _, s, _ in blocks]), torch.arange(B, dtype=torch.float32))
+    assert all(none is None for _, _, none in blocks)
     assert min(sizes) >= 2 or sizes == [1]
+
+
+def test_score_output_with_wilson_force(group, gen):
+    """out_scale * net - wilson_force(U, force_weight) in one pass equals the two computed
+    apart (the complex-matrix Wilson force), with gradients for the weights (the skip
+    weight is learnt); a wrong sign or direction of the force fails."""
+    from campaign.actions import wilson_force
+
+    _, fast = pair(group, channels=4, layers=2)
+    U = group.haar((3, 2, 5, 5), generator=gen)  # odd L: a transport in the wrong direction shows
+    sigma = torch.tensor([0.02, 0.5, 3.0], dtype=torch.float64)
+    scale = torch.tensor([0.3, 1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    weight = torch.tensor([0.5, 1.5, 4.0], dtype=torch.float64, requires_grad=True)
+    expect = fast(U, sigma) * scale.reshape(-1, 1, 1, 1, 1, 1) - wilson_force(group, U, weight)
+    got = fast(U, sigma, out_scale=scale, force_weight=weight)
+    assert rel(got, expect) < TOL
+    assert rel(fast(U, sigma, out_scale=scale, force_weight=torch.zeros(3, dtype=torch.float64)),
+               fast(U, sigma) * scale.detach().reshape(-1, 1, 1, 1, 1, 1)) < TOL
+    (ga,) = torch.autograd.grad(got.abs().square().sum(), weight)
+    (gb,) = torch.autograd.grad(expect.abs().square().sum(), weight)
+    assert rel(ga, gb) < 1e-10
+    assert rel(fast(U, sigma, out_scale=scale, force_weight=-weight), expect) > 1e-3
 
 
 def test_eager_blocks_equal_one_call(group, gen, monkeypatch):
@@ -189,7 +221,7 @@ def test_eager_blocks_equal_one_call(group, gen, monkeypatch):
     sigma = torch.tensor([0.02, 0.1, 0.5, 1.0, 3.0], dtype=torch.float64)
     monkeypatch.setattr(fast_lcnn, "EAGER_BLOCK_SITES", 2 * 16)  # blocks of 2, 2, 1 chains
     calls = []
-    monkeypatch.setattr(fast, "forward_real", lambda u, s, f=fast.forward_real: calls.append(len(u)) or f(u, s))
+    monkeypatch.setattr(fast, "forward_real", lambda u, *a, f=fast.forward_real: calls.append(len(u)) or f(u, *a))
     a, b = fast(U, sigma), ref(U, sigma)
     assert calls == [2, 2, 1]
     assert rel(a, b) < TOL

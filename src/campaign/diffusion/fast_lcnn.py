@@ -28,7 +28,10 @@ version of this module gained nothing from compiling).
 
 ``FastLCNN`` subclasses ``LCNN``: the state_dict is the reference's, so any model file
 loads into either.  ``forward`` takes and returns what ``LCNN.forward`` does (complex
-links in, complex algebra elements per link out).  ``plan`` (the expected number of
+links in, complex algebra elements per link out); given the score model's output scale and
+skip weight it returns the whole score, the Wilson force built from the network's own
+plaquettes and transports (one pass, compiled with the network: the separate
+complex-matrix force cost about a tenth of a compiled sampling step).  ``plan`` (the expected number of
 link evaluations of a run) decides, with ``campaign.fields.compile``'s policy
 (``CAMPAIGN_COMPILE``, the run's expected eager time), whether the network runs
 through torch.compile: one compilation for every batch size > 1 (the batch axis is
@@ -242,8 +245,20 @@ def act(layer, X: torch.Tensor, bias_shift: torch.Tensor) -> torch.Tensor:
     return X * gate[:, None, None]
 
 
-def head(layer, T: Transport, X: torch.Tensor, N: int, special: bool) -> torch.Tensor:
-    """``LinkHead``: real view (B, 2, L, L, N, N, 2) of the algebra element per link."""
+def wilson_force_components(T: Transport, plaquette: torch.Tensor) -> list[torch.Tensor]:
+    """``actions.wilson_force`` at beta = N (per direction, (B, K, 2, L, L)) up to the
+    projection onto the algebra, which ``head`` applies (linear, and the identity on the
+    projected plaquettes): F_0 = A(x) - U_1(x - 1)^dag A(x - 1) U_1(x - 1),
+    F_1 = U_0(x - 0)^dag A(x - 0) U_0(x - 0) - A(x), A the anti-Hermitian part of U_P."""
+    A = plaquette[:, :, :, None]  # one channel
+    return [(A - T.backward_(A, 1))[:, :, :, 0], (T.backward_(A, 0) - A)[:, :, :, 0]]
+
+
+def head(layer, T: Transport, X: torch.Tensor, N: int, special: bool, out_scale=None, force=None,
+         force_weight=None) -> torch.Tensor:
+    """``LinkHead``: real view (B, 2, L, L, N, N, 2) of the algebra element per link; with
+    ``out_scale`` (B,) and ``force`` (``wilson_force_components``) times ``force_weight``
+    (B,): out_scale * head - force_weight * F / N, the score model's output."""
     C = layer.channels
     w = layer.weight.to(X.dtype)  # (2, 3C, 2)
     out = []
@@ -251,6 +266,10 @@ def head(layer, T: Transport, X: torch.Tensor, N: int, special: bool) -> torch.T
         there = T.forward_(X, mu)
         wa, wb, wc = (real_block(w[mu, i * C:(i + 1) * C][None]) for i in range(3))  # (2, 2C)
         y = mix(wa, X) + mix(wb, there) + mix(wc, product(X, there))  # (B, K, Re/Im, L, L)
+        if out_scale is not None:
+            y = y * out_scale[:, None, None, None, None]
+        if force is not None:
+            y = y - force[mu] * (force_weight / N)[:, None, None, None, None]
         # (Y - Y^dag)/2: i Im y_0 1 + Re y . e (y_0 dropped for SU(2))
         c0 = torch.zeros_like(y[:, 0, 1]) if special else y[:, 0, 1]
         zero = torch.zeros_like(c0)
@@ -316,9 +335,8 @@ class FastLCNN(LCNN):
         self.use_compiled = compile_pays(self.group.name, dtype, float(link_evaluations))
         return self.use_compiled
 
-    def features_real(self, q: list[torch.Tensor], T: Transport, sigma: torch.Tensor) -> torch.Tensor:
-        """Final site fields (B, K, 2, C, L, L)."""
-        W0 = input_loops(q, self.loops)
+    def features_real(self, W0: torch.Tensor, T: Transport, sigma: torch.Tensor) -> torch.Tensor:
+        """Final site fields (B, K, 2, C, L, L) from the input loops."""
         sign = dagger_sign(W0.shape[1], W0.dtype, W0.device, 3)
         mod = self.embed(sigma).reshape(sigma.shape[0], self.layers, 2, self.channels)
         W = None
@@ -331,51 +349,71 @@ class FastLCNN(LCNN):
             W = y if W is None else W + y
         return W
 
-    def forward_real(self, Ur: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        """Real view of the links (B, 2, L, L, N, N, 2) -> real view of the output."""
+    def forward_real(self, Ur: torch.Tensor, sigma: torch.Tensor, out_scale: torch.Tensor | None = None,
+                     force_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Real view of the links (B, 2, L, L, N, N, 2) -> real view of the output (times
+        ``out_scale``, minus the Wilson force at ``force_weight``: ``forward``)."""
         q = [c.to(sigma.dtype) for c in links_real(Ur)]
         T = Transport(q)
-        return head(self.head, T, self.features_real(q, T, sigma), self.group.N, self.group.special)
+        W0 = input_loops(q, self.loops)
+        force = None if force_weight is None else wilson_force_components(T, W0[:, :, :, 0])
+        return head(self.head, T, self.features_real(W0, T, sigma), self.group.N, self.group.special,
+                    out_scale, force, force_weight)
 
-    def forward(self, U: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    def forward(self, U: torch.Tensor, sigma: torch.Tensor, out_scale: torch.Tensor | None = None,
+                force_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """``LCNN.forward``; with ``out_scale`` and ``force_weight`` (B,), ``out_scale * net -
+        actions.wilson_force(U, force_weight)`` in one pass (the score model's output: its
+        Wilson force is built from the network's own plaquettes and transports, and compiles
+        with it)."""
         from ..fields.compile import compile_disabled_reason
 
         Ur = torch.view_as_real(U)
+        per_chain = (sigma, out_scale, force_weight)
         if self.use_compiled and compile_disabled_reason() is None:
-            key = (tuple(U.shape), U.dtype, U.device, torch.is_grad_enabled())
+            key = (tuple(U.shape), U.dtype, U.device, torch.is_grad_enabled(), out_scale is None, force_weight is None)
             self._calls[key] = self._calls.get(key, 0) + 1
             if self._calls[key] >= 2:  # a one-off call is not worth a compilation
-                return torch.view_as_complex(self._forward_compiled(Ur, sigma))
-        return torch.view_as_complex(self._forward_eager(Ur, sigma))
+                return torch.view_as_complex(self._forward_compiled(Ur, per_chain))
+        return torch.view_as_complex(self._forward_eager(Ur, per_chain))
 
-    def _forward_eager(self, Ur: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        B, L1, L2 = Ur.shape[0], Ur.shape[2], Ur.shape[3]
+    def _forward_eager(self, Ur: torch.Tensor, per_chain: tuple) -> torch.Tensor:
+        L1, L2 = Ur.shape[2], Ur.shape[3]
         per_block = max(1, EAGER_BLOCK_SITES // (L1 * L2))
-        if B <= per_block:
-            return self.forward_real(Ur, sigma)
-        return torch.cat([self.forward_real(u, sg) for u, sg in zip(Ur.split(per_block), sigma.split(per_block))])
+        if Ur.shape[0] <= per_block:
+            return self.forward_real(Ur, *per_chain)
+        sizes = [per_block] * (Ur.shape[0] // per_block) + ([Ur.shape[0] % per_block] if Ur.shape[0] % per_block else [])
+        return torch.cat([self.forward_real(*block) for block in _split(sizes, Ur, *per_chain)])
 
-    def _forward_compiled(self, Ur: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    def _forward_compiled(self, Ur: torch.Tensor, per_chain: tuple) -> torch.Tensor:
         from ..fields.compile import INDUCTOR_OPTIONS, canonical_single_chain, disable_compilation
 
         try:
             if self._compiled_fn is None:
                 self._compiled_fn = torch.compile(self.forward_real, dynamic=False, options=INDUCTOR_OPTIONS)
             outs = []
-            for n, u, sg in zip(*_cache_blocks(Ur, sigma)):
+            sizes = _cache_block_sizes(Ur)
+            for n, (u, *rest) in zip(sizes, _split(sizes, Ur, *per_chain)):
                 # canonical strides, or dynamo's stride guards recompile (a one-chain batch's
                 # chain stride is arbitrary; sigma may be expanded from a scalar)
                 u = canonical_single_chain(u.contiguous())
-                sg = sg.clone(memory_format=torch.contiguous_format)
+                rest = [None if t is None else t.clone(memory_format=torch.contiguous_format) for t in rest]
                 if n > 1:  # one compilation for every batch size > 1 (the last block, the pilot)
-                    torch._dynamo.mark_dynamic(u, 0)
-                    torch._dynamo.mark_dynamic(sg, 0)
-                outs.append(self._compiled_fn(u, sg))
+                    for t in (u, *rest):
+                        if t is not None:
+                            torch._dynamo.mark_dynamic(t, 0)
+                outs.append(self._compiled_fn(u, *rest))
             return outs[0] if len(outs) == 1 else torch.cat(outs)
         except Exception as exc:  # noqa: BLE001 - the eager call below raises the caller's own errors
-            out = self.forward_real(Ur, sigma)
+            out = self.forward_real(Ur, *per_chain)
             disable_compilation(exc, "campaign.diffusion", "the L-CNN")
             return out
+
+
+def _split(sizes: list[int], *tensors):
+    """Blocks of the chain axis: per block, a tuple of each tensor's block (None stays None)."""
+    parts = [[None] * len(sizes) if t is None else t.split(sizes) for t in tensors]
+    return list(zip(*parts))
 
 
 # Eagerly, the network runs fastest per chain at about this many sites per call (B x L^2):
@@ -393,8 +431,8 @@ EAGER_BLOCK_SITES = 16384
 CACHE_BLOCK_BYTES = 8192
 
 
-def _cache_blocks(Ur: torch.Tensor, sigma: torch.Tensor):
-    """(sizes, link blocks, sigma blocks) of the batch; no block of one chain unless B = 1."""
+def _cache_block_sizes(Ur: torch.Tensor) -> list[int]:
+    """Block sizes of the batch for the compiled network; no block of one chain unless B = 1."""
     B, L1, L2 = Ur.shape[0], Ur.shape[2], Ur.shape[3]
     c = max(2, CACHE_BLOCK_BYTES // (L1 * L2 * Ur.element_size()))
     sizes = [c] * (B // c) or [B]
@@ -403,4 +441,4 @@ def _cache_blocks(Ur: torch.Tensor, sigma: torch.Tensor):
         sizes[-1] += 1
     elif rest:
         sizes.append(rest)
-    return sizes, Ur.split(sizes), sigma.split(sizes)
+    return sizes

@@ -117,9 +117,12 @@ class ScoreModel(nn.Module):
         sigma = torch.as_tensor(sigma, dtype=rdt, device=U.device)
         if sigma.ndim == 0:
             sigma = sigma.expand(U.shape[0])
+        skip = self.skip_weight(sigma) if self.arch["skip"] and self.beta0 != 0 else None
+        if isinstance(self.net, FastLCNN):
+            return self.net(U, sigma, out_scale=self.c_out(sigma), force_weight=skip).to(in_dtype)
         out = self.net(U, sigma) * self.c_out(sigma).to(cdt).reshape(-1, 1, 1, 1, 1, 1)
-        if self.arch["skip"] and self.beta0 != 0:
-            out = out - wilson_force(self.group, U, self.skip_weight(sigma))
+        if skip is not None:
+            out = out - wilson_force(self.group, U, skip)
         return out.to(in_dtype)
 
     def config(self) -> dict:
