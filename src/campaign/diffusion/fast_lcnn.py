@@ -378,11 +378,11 @@ class FastLCNN(LCNN):
         return torch.view_as_complex(self._forward_eager(Ur, per_chain))
 
     def _forward_eager(self, Ur: torch.Tensor, per_chain: tuple) -> torch.Tensor:
-        L1, L2 = Ur.shape[2], Ur.shape[3]
+        B, L1, L2 = Ur.shape[0], Ur.shape[2], Ur.shape[3]
         per_block = max(1, EAGER_BLOCK_SITES // (L1 * L2))
-        if Ur.shape[0] <= per_block:
+        if B <= per_block:
             return self.forward_real(Ur, *per_chain)
-        sizes = [per_block] * (Ur.shape[0] // per_block) + ([Ur.shape[0] % per_block] if Ur.shape[0] % per_block else [])
+        sizes = [per_block] * (B // per_block) + [B % per_block] * (B % per_block > 0)
         return torch.cat([self.forward_real(*block) for block in _split(sizes, Ur, *per_chain)])
 
     def _forward_compiled(self, Ur: torch.Tensor, per_chain: tuple) -> torch.Tensor:
