@@ -51,6 +51,7 @@ import math
 import torch
 from torch import nn
 
+from ..actions import wilson_force
 from ..groups import Group, dagger, get_group, matmul, trace
 from ..lattice import line, links, plaquettes, rectangle, shift
 
@@ -297,5 +298,13 @@ class LCNN(nn.Module):
             W = y if W is None else W + y
         return W
 
-    def forward(self, U: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        return self.head(U, self.features(U, sigma))
+    def forward(self, U: torch.Tensor, sigma: torch.Tensor, out_scale: torch.Tensor | None = None,
+                force_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Algebra element per link; with ``out_scale`` and ``force_weight`` (B,), the score
+        model's output ``out_scale * net - actions.wilson_force(U, force_weight)``."""
+        out = self.head(U, self.features(U, sigma))
+        if out_scale is not None:
+            out = out * out_scale.to(out.dtype).reshape(-1, 1, 1, 1, 1, 1)
+        if force_weight is not None:
+            out = out - wilson_force(self.group, U, force_weight)
+        return out

@@ -27,7 +27,6 @@ import math
 import torch
 from torch import nn
 
-from ..actions import wilson_force
 from ..groups import Group, complex_dtype, get_group
 from .heat_kernel import FUNDAMENTAL_DECAY
 from .fast_lcnn import FastLCNN
@@ -118,12 +117,7 @@ class ScoreModel(nn.Module):
         if sigma.ndim == 0:
             sigma = sigma.expand(U.shape[0])
         skip = self.skip_weight(sigma) if self.arch["skip"] and self.beta0 != 0 else None
-        if isinstance(self.net, FastLCNN):
-            return self.net(U, sigma, out_scale=self.c_out(sigma), force_weight=skip).to(in_dtype)
-        out = self.net(U, sigma) * self.c_out(sigma).to(cdt).reshape(-1, 1, 1, 1, 1, 1)
-        if skip is not None:
-            out = out - wilson_force(self.group, U, skip)
-        return out.to(in_dtype)
+        return self.net(U, sigma, out_scale=self.c_out(sigma), force_weight=skip).to(in_dtype)
 
     def config(self) -> dict:
         return {"group": self.group.name, "beta0": self.beta0, "L0": self.L0,
