@@ -269,8 +269,7 @@ def main(argv=None) -> int:
             thr = [{**r, **{k: {int(b): v for b, v in r[k].items()} for k in _PER_BATCH if k in r}}
                    for r in json.load(f)["throughput"]]
         first = thr[0]
-        a.dtype = [first["dtype"]] if not any(r["impl"] == "reference" for r in thr) else \
-            [next(r["dtype"] for r in thr if r["impl"] == "reference")]
+        a.dtype = [next((r["dtype"] for r in thr if r["impl"] == "reference"), first["dtype"])]  # the "before"
         print_throughput(thr, a, first["levels"], a.baseline_chains or 4, sorted(first["chain_steps_per_s"]))
         return 0
     if a.case:

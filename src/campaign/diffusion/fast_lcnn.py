@@ -382,7 +382,7 @@ class FastLCNN(LCNN):
         per_block = max(1, EAGER_BLOCK_SITES // (L1 * L2))
         if B <= per_block:
             return self.forward_real(Ur, *per_chain)
-        sizes = [per_block] * (B // per_block) + [B % per_block] * (B % per_block > 0)
+        sizes = _block_sizes(B, per_block, single_chain_blocks=True)
         return torch.cat([self.forward_real(*block) for block in _split(sizes, Ur, *per_chain)])
 
     def _forward_compiled(self, Ur: torch.Tensor, per_chain: tuple) -> torch.Tensor:
@@ -433,11 +433,16 @@ CACHE_BLOCK_BYTES = 8192
 
 def _cache_block_sizes(Ur: torch.Tensor) -> list[int]:
     """Block sizes of the batch for the compiled network; no block of one chain unless B = 1."""
-    B, L1, L2 = Ur.shape[0], Ur.shape[2], Ur.shape[3]
-    c = max(2, CACHE_BLOCK_BYTES // (L1 * L2 * Ur.element_size()))
-    sizes = [c] * (B // c) or [B]
+    per_block = max(2, CACHE_BLOCK_BYTES // (Ur.shape[2] * Ur.shape[3] * Ur.element_size()))
+    return _block_sizes(Ur.shape[0], per_block, single_chain_blocks=False)
+
+
+def _block_sizes(B: int, per_block: int, single_chain_blocks: bool) -> list[int]:
+    """Blocks of per_block chains covering B; a last block of one chain joins the one
+    before unless single_chain_blocks (a compiled batch of 1 would be a second compilation)."""
+    sizes = [per_block] * (B // per_block) or [B]
     rest = B - sum(sizes)
-    if rest == 1:
+    if rest == 1 and not single_chain_blocks:
         sizes[-1] += 1
     elif rest:
         sizes.append(rest)
