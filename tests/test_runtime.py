@@ -2,16 +2,18 @@
 
 import os
 
+import numpy as np
 import pytest
 import torch
 
 import campaign.fields.compile as C
 import campaign.fields.fast as fast
-from campaign import runtime
+from campaign import hmc, io, runtime
 from campaign.cli import main
 from campaign.fields import field_for
 from campaign.groups import U1
-from campaign.hmc import HMCRun, HMCSettings, force_evaluations
+from campaign.hmc import HMCRun, HMCSettings, force_evaluations, generate_ensemble
+from campaign.observables import plaquette
 
 
 @pytest.fixture
@@ -114,3 +116,26 @@ def test_stored_coordinates_become_the_links_of_before(tmp_path):
     links = run._links(stored)
     assert torch.equal(links[1], run.field.to_links(q))  # the conversion the loop used to make
     assert run._links(links) is links  # parts of older versions hold links already
+
+
+def test_links_written_block_by_block_are_the_stored_configurations(tmp_path, monkeypatch):
+    """One measurement per block, a checkpointed part after every trajectory, and a count that
+    is not a whole number of measurements: every row holds the links its step and chain name
+    (their plaquette is the one the history recorded then), the same as one block of all."""
+    kw = dict(group="u1", beta=1.0, L=4, n_configs=7, chains=3, therm=1, sep=2, seed=5, progress=False)
+    whole = io.read_ensemble(generate_ensemble(tmp_path / "whole.h5", **kw))
+    monkeypatch.setattr(hmc, "LINK_BLOCK_BYTES", 1)
+    for parts, interval in (("one part", 1e9), ("a part per trajectory", 0.0)):
+        ens = io.read_ensemble(generate_ensemble(tmp_path / f"{interval}.h5", checkpoint_interval=interval, **kw))
+        assert ens.links.shape[0] == 7 and list(ens.chain) == [0, 1, 2] * 2 + [0], parts
+        recorded = ens.history["plaquette"][ens.step - 1, ens.chain]
+        np.testing.assert_allclose(plaquette(ens.links).numpy(), recorded, rtol=1e-12, err_msg=parts)
+        assert torch.equal(ens.links, whole.links), parts
+
+
+def test_blocks_short_of_their_rows_leave_no_file(tmp_path):
+    U = U1.haar((4, 2, 4, 4), generator=torch.Generator().manual_seed(0))
+    rows = io.RowBlocks((5, *U.shape[1:]), U.numpy().dtype, iter([U[:2], U[2:]]))
+    with pytest.raises(ValueError, match="blocks gave 4 rows, expected 5"):
+        io.write_ensemble(tmp_path / "e.h5", rows, {"group": "u1", "beta": 1.0, "L": 4, "algorithm": "haar"})
+    assert list(tmp_path.iterdir()) == []

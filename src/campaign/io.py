@@ -2,7 +2,7 @@
 model files.
 
 Ensemble/sample HDF5 layout (docs/conventions.md):
-  links    complex (n_configs, 2, L, L, N, N), one chunk per configuration, compressed
+  links    complex (n_configs, 2, L, L, N, N), one chunk per configuration, uncompressed
   chain    int (n_configs,)  which Markov chain (or independent stream) produced it
   step     int (n_configs,)  trajectory / step index within that chain
   history/ per-trajectory or per-level diagnostics (arrays, first axis = time)
@@ -254,6 +254,22 @@ def checksum_options(value: np.ndarray) -> dict:
     return {}
 
 
+@dataclass(frozen=True)
+class RowBlocks:
+    """Configurations that arrive block by block (their first axes concatenated) instead of
+    as one array: a large HMC ensemble is converted to links and written one block at a time,
+    so the links of the whole ensemble never exist in memory at once (U(1), L = 32, 16000
+    configurations: 256 MB fewer, and the conversion runs in cache)."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    blocks: object  # an iterable of arrays or tensors with shape[1:] as their trailing axes
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
 def write_ensemble(
     path: str | os.PathLike,
     links,
@@ -263,9 +279,11 @@ def write_ensemble(
     step=None,
     datasets: dict | None = None,
 ) -> Path:
-    """Write an ensemble atomically (the file appears only once complete).  ``datasets``:
-    further per-configuration arrays (first axis n_configs), e.g. ``log_weights``."""
-    links = links.detach().cpu().numpy() if torch.is_tensor(links) else np.asarray(links)
+    """Write an ensemble atomically (the file appears only once complete).  ``links``: an
+    array or tensor, or ``RowBlocks``.  ``datasets``: further per-configuration arrays (first
+    axis n_configs), e.g. ``log_weights``."""
+    if not isinstance(links, RowBlocks):
+        links = links.detach().cpu().numpy() if torch.is_tensor(links) else np.asarray(links)
     if links.ndim != 6 or links.shape[1] != 2 or links.shape[2] != links.shape[3]:
         raise ValueError(f"links must have shape (n, 2, L, L, N, N), got {links.shape}")
     n = links.shape[0]
@@ -281,7 +299,7 @@ def write_ensemble(
     return path
 
 
-def _write_configurations(tmp: Path, name: str, rows: np.ndarray, chain: np.ndarray, step: np.ndarray,
+def _write_configurations(tmp: Path, name: str, rows: np.ndarray | RowBlocks, chain: np.ndarray, step: np.ndarray,
                           history: dict | None, attrs: dict, datasets: dict | None = None) -> None:
     """The HDF5 layout shared by gauge and scalar ensembles: ``name`` (one chunk per
     configuration), chain, step, further per-configuration datasets, history/, attrs; every
@@ -292,8 +310,11 @@ def _write_configurations(tmp: Path, name: str, rows: np.ndarray, chain: np.ndar
 
     n = rows.shape[0]
     with h5py.File(tmp, "w") as f:
-        f.create_dataset(name, data=rows, chunks=(1, *rows.shape[1:]) if n else None,
-                         fletcher32=bool(n))
+        layout = {"chunks": (1, *rows.shape[1:]) if n else None, "fletcher32": bool(n)}
+        if isinstance(rows, RowBlocks):
+            _write_blocks(f.create_dataset(name, shape=rows.shape, dtype=rows.dtype, **layout), rows)
+        else:
+            f.create_dataset(name, data=rows, **layout)
         f.create_dataset("chain", data=chain, **checksum_options(chain))
         f.create_dataset("step", data=step, **checksum_options(step))
         for key, value in (datasets or {}).items():
@@ -307,6 +328,20 @@ def _write_configurations(tmp: Path, name: str, rows: np.ndarray, chain: np.ndar
             h.create_dataset(key, data=value, **checksum_options(value))
         for key, value in attrs.items():
             f.attrs[key] = _clean_attr(value)
+
+
+def _write_blocks(dataset, rows: RowBlocks) -> None:
+    """Fill dataset from rows' blocks in order; a wrong total is refused (never a file with
+    unwritten rows, which HDF5 would read back as zeros)."""
+    start = 0
+    for block in rows.blocks:
+        block = block.detach().cpu().numpy() if torch.is_tensor(block) else np.asarray(block)
+        if block.shape[1:] != rows.shape[1:] or start + block.shape[0] > rows.shape[0]:
+            raise ValueError(f"block of shape {block.shape} at row {start} does not fit rows of shape {rows.shape}")
+        dataset[start:start + block.shape[0]] = block
+        start += block.shape[0]
+    if start != rows.shape[0]:
+        raise ValueError(f"blocks gave {start} rows, expected {rows.shape[0]}")
 
 
 def _open_h5(path: Path):
