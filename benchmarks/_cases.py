@@ -23,3 +23,28 @@ def write_json(path: str | None, data) -> None:
     if path:
         with open(path, "w") as f:
             json.dump(data, f, indent=1)
+
+
+def batching_note(rates: dict, peaks: dict, part_s: dict, unit: str, part: str, rest: str) -> str:
+    """Why per-item throughput stops growing with the batch (empty when it grows >= 3x).
+    rates: items (chain-steps, configurations) per second at each batch; part_s: seconds per
+    item of the part that dominates (the score evaluation, the network's forward and backward
+    pass), timed alone at each batch; peaks: MB at each batch.  The note gives ms per item at
+    batch 1 and at the best batch, split into that part and the rest, and the bound it implies."""
+    bs = sorted(rates)
+    if rates[bs[-1]] >= 3 * rates[bs[0]]:
+        return ""
+    best = max(bs, key=lambda b: rates[b])
+    first = bs[0]
+    step = {b: 1e3 / rates[b] for b in (first, best)}  # ms per item
+    timed = {b: min(1e3 * part_s[b], step[b]) for b in (first, best)}
+    other = {b: step[b] - timed[b] for b in (first, best)}
+    if best == first:
+        return (f"no batch beats batch {first} per {unit} (working set {peaks[bs[-1]]:.0f} MB at batch {bs[-1]}); "
+                f"the {part} is {timed[first] / step[first]:.0%} of a {unit} at batch {first}")
+    where = f"peaks at batch {best} ({peaks[best]:.0f} MB); " if best < bs[-1] else ""
+    share, gain = timed[first] / step[first], timed[first] / timed[best]
+    return (f"{where}ms per {unit}, batch {first} -> {best}: {part} {timed[first]:.2f} -> {timed[best]:.2f} "
+            f"({gain:.1f}x), the rest ({rest}) {other[first]:.2f} -> {other[best]:.2f}; the {part} is "
+            f"{share:.0%} of a {unit} at batch {first}, so batching gains at most {gain / share:.1f}x even if the "
+            "rest cost nothing")

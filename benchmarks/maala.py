@@ -46,7 +46,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _cases import run_in_fresh_process, write_json
+from _cases import batching_note, run_in_fresh_process, write_json
 
 
 def _settings_steps_per_sample() -> int:
@@ -138,30 +138,6 @@ def run_throughput(group: str, L: int, batches: list[int], levels: int, device: 
     }
 
 
-def batching_note(rates: dict, peaks: dict, score_s: dict) -> str:
-    """Why per-chain throughput stops growing with the batch (empty when it grows >= 3x):
-    the time per chain-step at batch 1 and at the best batch, split into the score
-    evaluation (timed alone at every batch) and the rest of the step (proposal, exp map,
-    Wilson action, acceptance, weights)."""
-    bs = sorted(rates)
-    if rates[bs[-1]] >= 3 * rates[bs[0]]:
-        return ""
-    best = max(bs, key=lambda b: rates[b])
-    first = bs[0]
-    step = {b: 1e3 / rates[b] for b in (first, best)}  # ms per chain-step
-    score = {b: min(1e3 * score_s[b], step[b]) for b in (first, best)}
-    rest = {b: step[b] - score[b] for b in (first, best)}
-    if best == first:
-        return (f"no batch beats batch {first} per chain (working set {peaks[bs[-1]]:.0f} MB at batch {bs[-1]}); "
-                f"the score evaluation is {score[first] / step[first]:.0%} of a chain-step at batch {first}")
-    where = f"peaks at batch {best} ({peaks[best]:.0f} MB); " if best < bs[-1] else ""
-    share, gain = score[first] / step[first], score[first] / score[best]
-    return (f"{where}ms per chain-step, batch {first} -> {best}: score evaluation {score[first]:.2f} -> "
-            f"{score[best]:.2f} ({gain:.1f}x), rest of the step {rest[first]:.2f} -> {rest[best]:.2f}; the score "
-            f"evaluation is {share:.0%} of a step at batch {first}, so batching gains at most {gain / share:.1f}x "
-            "even if the rest cost nothing")
-
-
 def run_effective(group: str, beta: float, L: int, n: int, batch: int, levels: int, device: str, dtype: str,
                   threads: int) -> list[dict]:
     import torch
@@ -216,7 +192,9 @@ def print_throughput(thr: list[dict], a, levels: int, nbase: int, batches: list[
         print(f"{r['group']:6} {r['L']:>4} {r['impl']:9} {r['dtype']:8} "
               + " ".join(f"{sps[b]:>17.4f}" for b in batches)
               + f" {cs[batches[-1]] / cs[batches[0]]:>9.1f}x {r['peak_mb'][batches[-1]]:>8.0f} {r['warmup_s']:>9.1f}")
-        note = batching_note(cs, r["peak_mb"], r["score_s_per_chain"]) if "score_s_per_chain" in r else ""
+        note = (batching_note(cs, r["peak_mb"], r["score_s_per_chain"], unit="chain-step", part="score evaluation",
+                              rest="proposal, exp map, Wilson action, acceptance, weights")
+                if "score_s_per_chain" in r else "")
         if note:
             print(f"{'':12}batching: {note}")
     before_dtype = a.dtype[0]

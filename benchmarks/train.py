@@ -14,6 +14,9 @@ batch 1, and every case against the reference at the first dtype ("before") in t
 run.  A compiled case compiles during its warm-up steps (total_s in the JSON rows).
 Rates: steps/s from the loss log's wall-time column (optimiser steps only, after ``--warmup`` steps), peak memory as the process's maximum
 RSS (CPU; also its growth during training) or ``torch.cuda.max_memory_allocated`` (GPU).
+Where configurations/s at the largest batch are under 3x batch 1's, a note says why, measured:
+the network's forward and backward pass is timed alone at every batch, and the note splits
+the time per configuration into that pass and the rest of the step.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import sys
 import tempfile
 import time
 
-from _cases import run_in_fresh_process, write_json
+from _cases import batching_note, run_in_fresh_process, write_json
 
 
 IMPLEMENTATIONS = ("reference", "fast", "compiled")  # complex-matrix L-CNN, FastLCNN eager / compiled
@@ -78,10 +81,45 @@ def run_case(group: str, L: int, steps: int, warmup: int, batch: int, device: st
         "group": group, "L": L, "impl": impl, "dtype": dtype, "batch": batch, "steps_per_s": steps / timed,
         "configs_per_s": steps * batch / timed, "total_s": total,
         "peak_rss_mb": rss1 / 1024, "train_rss_growth_mb": (rss1 - rss0) / 1024,
+        "network_s_per_config": network_seconds(g, L, batch, settings, steps, torch.device(device)),
     }
     if device.startswith("cuda"):
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
     return out
+
+
+def network_seconds(group, L: int, batch: int, settings, steps: int, device) -> float:
+    """Seconds per configuration of the network's forward and backward pass alone, on a model
+    built and planned as the trainer builds it (the compile switch decides the same way): the
+    part of a training step whose gain from batching the batching note reports."""
+    import torch
+
+    from campaign import training
+    from campaign.device import real_dtype
+
+    rdt = real_dtype(settings.dtype)
+    model = training.ScoreModel(group, 1.0, L, settings.sigma_min, settings.sigma_max, arch=settings.arch)
+    model = model.to(device=device, dtype=rdt).train()
+    model.plan(3 * steps * batch * 2 * L**2)
+    gen = torch.Generator(device=device).manual_seed(batch)
+    U = group.haar((batch, 2, L, L), generator=gen, dtype=rdt, device=device)
+    sigma = torch.full((batch,), 0.5, dtype=rdt, device=device)
+
+    def forward_backward():
+        model.zero_grad(set_to_none=True)
+        group.algebra_norm2(model(U, sigma)).sum().backward()
+
+    for _ in range(2):  # a shape's first call runs eagerly
+        forward_backward()
+    reps = max(3, 32 // batch)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(reps):
+        forward_backward()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t) / (reps * batch)
 
 
 def print_table(rows: list[dict], a, batches: list[int], steps: int, arch: dict) -> None:
@@ -101,9 +139,13 @@ def print_table(rows: list[dict], a, batches: list[int], steps: int, arch: dict)
         print(f"{g:6} {L:>4} {impl:9} {dt:8} " + " ".join(f"{r['steps_per_s']:>13.3f}" for r in rs) + " "
               + " ".join(f"{r['configs_per_s'] / rs[0]['configs_per_s']:>7.1f}x" for r in rs[1:])
               + f" {rs[-1][mem]:>24.0f}")
-        if rs[-1]["configs_per_s"] < 3 * rs[0]["configs_per_s"]:
-            print(f"{'':12}batching gains under 3x: one configuration already fills the kernels (L^2 sites x "
-                  "channels), so a step is compute/memory-bound rather than overhead-bound (inferred from the sizes)")
+        note = batching_note({b: r["configs_per_s"] for b, r in zip(batches, rs)},
+                             {b: r[mem] for b, r in zip(batches, rs)},
+                             {b: r["network_s_per_config"] for b, r in zip(batches, rs)},
+                             unit="configuration", part="network forward and backward",
+                             rest="noise, heat-kernel target, loss, Adam, EMA")
+        if note:
+            print(f"{'':12}batching: {note}")
     ratios, before = [], a.dtype[0]
     for g, L, impl, dt in keys:
         if (impl, dt) != ("reference", before) and all((g, L, "reference", before, b) in by for b in batches):
