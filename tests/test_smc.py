@@ -12,6 +12,7 @@ from conftest import WrongBetaScore, assert_same_history, killed_and_resumed, st
 
 from campaign import exact, io
 from campaign.analysis import measure_file
+from campaign.diffusion import ScoreModel
 from campaign.errors import CampaignError
 from campaign.groups import get_group
 from campaign.lattice import wilson_loop
@@ -72,6 +73,31 @@ def test_weighted_estimates_are_exact_and_unweighted_ones_are_not(tmp_path, grou
         bound = 0.35 * ex[name] if name == "chi_t" else {"plaquette": 0.02, "W(2,2)": 0.04}[name]
         assert w["error"] < bound, f"{name}: error {w['error']} too large for the test to mean much"
     # power: the same particles without their weights are far off
+    plaq = obs["plaquette"]
+    unweighted_pull = (plaq.mean() - ex["plaquette"]) / (plaq.std(ddof=1) / math.sqrt(n))
+    assert abs(unweighted_pull) > 5, f"unweighted plaquette pull only {unweighted_pull:.1f}: the test has no power"
+
+
+@pytest.mark.slow
+def test_float32_sampling_with_the_network_is_exact(tmp_path):
+    """The speed path (issue 16): the real score network (FastLCNN, untrained, its skip force
+    at beta0 = 1) and the whole sampler in float32, weights accumulated in float64.  Rounding
+    must not bias the weighted estimates; the unweighted ones are far off (power)."""
+    group, beta, L, n = "u2", 3.0, 4, 1536
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = ScoreModel(group, 1.0, 8, 0.01, 3.0)
+    path = smc(model, tmp_path / "f32.h5", beta, L, n, dtype="float32", **COARSE)
+    ens, obs = observables(path, group)
+    assert ens.links.dtype == torch.complex64 and ens.log_weights.dtype == np.float64
+    ex = exact_values(group, beta, L)
+    for name, x in obs.items():
+        w = weighted_summary(x, ens.log_weights, ens.weight_block)
+        assert w["reliable"], (name, w["note"])
+        pull = (w["value"] - ex[name]) / w["error"]
+        assert abs(pull) < 3, f"{name}: weighted {w['value']:.5f} +- {w['error']:.5f} vs exact {ex[name]:.5f}"
+        bound = 0.35 * ex[name] if name == "chi_t" else {"plaquette": 0.02, "W(2,2)": 0.04}[name]
+        assert w["error"] < bound, f"{name}: error {w['error']} too large for the test to mean much"
     plaq = obs["plaquette"]
     unweighted_pull = (plaq.mean() - ex["plaquette"]) / (plaq.std(ddof=1) / math.sqrt(n))
     assert abs(unweighted_pull) > 5, f"unweighted plaquette pull only {unweighted_pull:.1f}: the test has no power"
