@@ -83,7 +83,7 @@ def product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     operation adds an autograd node.  Without autograd the written-out form runs 2x
     faster eagerly and 1.1-1.3x faster compiled."""
     if a.shape[1] == 1:
-        ar, ai, br, bi = a[:, :, 0], a[:, :, 1], b[:, :, 0], b[:, :, 1]
+        (ar, ai), (br, bi) = a.unbind(2), b.unbind(2)
         return torch.stack((ar * br - ai * bi, ar * bi + ai * br), 2)
     taped = torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)
     if taped and not torch.compiler.is_compiling():
@@ -101,8 +101,8 @@ def _product_vectorised(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     idx = torch.tensor(_PRODUCT_INDEX, device=a.device).flatten()
     sign = torch.tensor(_PRODUCT_SIGN, dtype=a.dtype, device=a.device).reshape(4, 4, *(1,) * (a.ndim - 2))
     Bp = b[:, idx].unflatten(1, (4, 4)) * sign  # (B, j, k, 2, ...)
-    ar, ai = a[:, :, None, 0], a[:, :, None, 1]  # (B, j, 1, ...)
-    Br, Bi = Bp[:, :, :, 0], Bp[:, :, :, 1]
+    ar, ai = a[:, :, None].unbind(3)  # (B, j, 1, ...)
+    Br, Bi = Bp.unbind(3)
     return torch.stack(((ar * Br - ai * Bi).sum(1), (ar * Bi + ai * Br).sum(1)), 2)
 
 
@@ -141,7 +141,8 @@ def rotation(q: torch.Tensor) -> list[list[torch.Tensor]]:
     """R_ij (i, j = 1..3) of W -> u W u^dag for a link (B, 4, 2, L, L), each (B, 1, 1, L, L).
     R_ij = (|u_0|^2 - |u|^2) delta_ij + 2 P_ij + 2 eps_ijk P_0k, P_ab = Re conj(u_a) u_b:
     bilinear in (conj u, u), so a U(2) phase drops out."""
-    P = [[(q[:, a] * q[:, b]).sum(1)[:, None, None] for b in range(4)] for a in range(4)]
+    u = q.unbind(1)
+    P = [[(u[a] * u[b]).sum(1)[:, None, None] for b in range(4)] for a in range(4)]
     v1, v2, v3 = 2 * P[0][1], 2 * P[0][2], 2 * P[0][3]
     d = P[0][0] - P[1][1] - P[2][2] - P[3][3]
     return [[d + 2 * P[1][1], 2 * P[1][2] + v3, 2 * P[1][3] - v2],
@@ -151,9 +152,9 @@ def rotation(q: torch.Tensor) -> list[list[torch.Tensor]]:
 
 def rotate(R, X: torch.Tensor) -> torch.Tensor:
     """w_0 kept, w_i -> sum_j R_ij w_j."""
-    v = X[:, 1], X[:, 2], X[:, 3]
+    w0, *v = X.unbind(1)
     rows = [R[i][0] * v[0] + R[i][1] * v[1] + R[i][2] * v[2] for i in range(3)]
-    return torch.stack((X[:, 0], *rows), 1)
+    return torch.stack((w0, *rows), 1)
 
 
 class Transport:
@@ -201,15 +202,15 @@ def conv(layer, T: Transport, x: torch.Tensor) -> torch.Tensor:
     (Horner-style from the farthest term)."""
     w = layer.weight.to(x.dtype).reshape(layer.c_out, layer.c_in, layer.n_terms, 2)
     M = mix(real_block(w.permute(2, 0, 1, 3)).reshape(-1, 2 * layer.c_in), x)
-    M = M.unflatten(2, (layer.n_terms, 2, layer.c_out))
-    out = M[:, :, 0]
+    M = M.unflatten(2, (layer.n_terms, 2, layer.c_out)).unbind(2)
+    out = M[0]
     R_ = layer.reach
     for mu in (0, 1) if R_ else ():
         for d, step in enumerate((T.forward_, T.backward_)):
             first = 1 + (2 * mu + d) * R_
-            acc = M[:, :, first + R_ - 1]
+            acc = M[first + R_ - 1]
             for k in range(R_ - 2, -1, -1):
-                acc = M[:, :, first + k] + step(acc, mu)
+                acc = M[first + k] + step(acc, mu)
             out = out + step(acc, mu)
     return out
 
@@ -219,11 +220,11 @@ def _bilin_side(weight, const, x: torch.Tensor, sign: torch.Tensor) -> torch.Ten
     w = weight.to(x.dtype)
     c_out, c_in = w.shape[0], x.shape[3]
     P = mix(torch.cat((real_block(w[:, :c_in]), real_block(w[:, c_in:], conj=True)), 0), x)
-    P = P.unflatten(2, (2, 2, c_out))  # (B, K, plain/dagger, Re/Im, C_out, L, L)
+    plain, dagger = P.unflatten(2, (2, 2, c_out)).unbind(2)  # (B, K, Re/Im, C_out, L, L) each
     c = const.to(x.dtype)  # (C_out, 2): a_0 on the identity component
     one = torch.zeros(x.shape[1], 2, c_out, 1, 1, dtype=x.dtype, device=x.device)
     one[0] = c.t()[..., None, None]
-    return P[:, :, 0] + sign * P[:, :, 1] + one
+    return plain + sign * dagger + one
 
 
 def bilin(layer, x: torch.Tensor, Y: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
@@ -240,7 +241,8 @@ def trace_norm(X: torch.Tensor) -> torch.Tensor:
 def act(layer, X: torch.Tensor, bias_shift: torch.Tensor) -> torch.Tensor:
     """Gate sigmoid(p Re w_0 + q Im w_0 + c) per channel."""
     pq = layer.pq.to(X.dtype)
-    z = X[:, 0, 0] * pq[:, 0, None, None] + X[:, 0, 1] * pq[:, 1, None, None]
+    re0, im0 = X[:, 0].unbind(1)
+    z = re0 * pq[:, 0, None, None] + im0 * pq[:, 1, None, None]
     gate = torch.sigmoid(z + (layer.bias.to(X.dtype) + bias_shift)[..., None, None])
     return X * gate[:, None, None]
 
