@@ -64,12 +64,13 @@ def run_throughput(group: str, L: int, batches: list[int], levels: int, device: 
                    baseline_chains: int, impl: str) -> dict:
     import torch
 
+    from campaign import runtime
     from campaign.diffusion import ScoreModel
     from campaign.samplers.scores import ModelScore
     from campaign.samplers.settings import SampleSettings
     from campaign.samplers.smc import initial_path, run_smc_batch
 
-    torch.set_num_threads(threads)
+    runtime.setup(threads)  # threads and the allocator, as every campaign command sets them
     dev = torch.device(device)
     rdtype = torch.float64 if dtype == "float64" else torch.float32
     model = ScoreModel(group, 2.0, L, 0.01, 4.0, fast=impl != "reference").to(dev, rdtype)
@@ -142,14 +143,14 @@ def run_effective(group: str, beta: float, L: int, n: int, batch: int, levels: i
                   threads: int) -> list[dict]:
     import torch
 
-    from campaign import exact, io
+    from campaign import exact, io, runtime
     from campaign.diffusion import ScoreModel
     from campaign.lattice import wilson_loop
     from campaign.samplers.job import sample_to_file
     from campaign.samplers.settings import SampleSettings
     from campaign.stats import independent_summary, weighted_summary
 
-    torch.set_num_threads(threads)
+    runtime.setup(threads)  # threads and the allocator, as every campaign command sets them
     model = ScoreModel(group, beta / 2, L, 0.01, 4.0)
     ex = exact.plaquette(group, beta, L)
     variants = (

@@ -54,11 +54,12 @@ def run_case(group: str, L: int, steps: int, warmup: int, batch: int, device: st
              threads: int, arch: dict, impl: str) -> dict:
     import torch
 
+    from campaign import runtime
     from campaign.groups import get_group
     from campaign.io import write_ensemble
     from campaign.training import TrainSettings, train_model
 
-    torch.set_num_threads(threads)
+    runtime.setup(threads)  # threads and the allocator, as every campaign command sets them
     _use_lcnn(impl)
     g = get_group(group)
     with tempfile.TemporaryDirectory() as tmp:
