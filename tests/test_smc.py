@@ -47,6 +47,21 @@ def exact_values(group, beta, L):
     return ex
 
 
+def assert_weighted_exact(ens, obs, ex):
+    """Every weighted estimate within 3 errors of exact, each error small enough to mean
+    something, and (power) the same particles without their weights far off."""
+    for name, x in obs.items():
+        w = weighted_summary(x, ens.log_weights, ens.weight_block)
+        assert w["reliable"], (name, w["note"])
+        pull = (w["value"] - ex[name]) / w["error"]
+        assert abs(pull) < 3, f"{name}: weighted {w['value']:.5f} +- {w['error']:.5f} vs exact {ex[name]:.5f}"
+        bound = 0.35 * ex[name] if name == "chi_t" else {"plaquette": 0.02, "W(2,2)": 0.04}[name]
+        assert w["error"] < bound, f"{name}: error {w['error']} too large for the test to mean much"
+    plaq = obs["plaquette"]
+    unweighted_pull = (plaq.mean() - ex["plaquette"]) / (plaq.std(ddof=1) / math.sqrt(len(plaq)))
+    assert abs(unweighted_pull) > 5, f"unweighted plaquette pull only {unweighted_pull:.1f}: the test has no power"
+
+
 # One Metropolis move per level and no tail leave the particles far from
 # equilibrium, so only the weights can make the estimates right.
 COARSE = dict(n_levels=100, steps_per_level=1, tail_steps=0, batch=64, pilot_chains=64, seed=11, drift="model")
@@ -64,18 +79,7 @@ def test_weighted_estimates_are_exact_and_unweighted_ones_are_not(tmp_path, grou
     assert ens.attrs["weighted"] and not ens.attrs["approximate"] and ens.attrs["algorithm"] == "smc"
     lw, blocks = ens.log_weights, ens.weight_block
     assert lw.dtype == np.float64 and len(np.unique(blocks)) == n // COARSE["batch"]
-    ex = exact_values(group, beta, L)
-    for name, x in obs.items():
-        w = weighted_summary(x, lw, blocks)
-        assert w["reliable"], (name, w["note"])
-        pull = (w["value"] - ex[name]) / w["error"]
-        assert abs(pull) < 3, f"{name}: weighted {w['value']:.5f} +- {w['error']:.5f} vs exact {ex[name]:.5f}"
-        bound = 0.35 * ex[name] if name == "chi_t" else {"plaquette": 0.02, "W(2,2)": 0.04}[name]
-        assert w["error"] < bound, f"{name}: error {w['error']} too large for the test to mean much"
-    # power: the same particles without their weights are far off
-    plaq = obs["plaquette"]
-    unweighted_pull = (plaq.mean() - ex["plaquette"]) / (plaq.std(ddof=1) / math.sqrt(n))
-    assert abs(unweighted_pull) > 5, f"unweighted plaquette pull only {unweighted_pull:.1f}: the test has no power"
+    assert_weighted_exact(ens, obs, exact_values(group, beta, L))
 
 
 @pytest.mark.slow
@@ -90,17 +94,7 @@ def test_float32_sampling_with_the_network_is_exact(tmp_path):
     path = smc(model, tmp_path / "f32.h5", beta, L, n, dtype="float32", **COARSE)
     ens, obs = observables(path, group)
     assert ens.links.dtype == torch.complex64 and ens.log_weights.dtype == np.float64
-    ex = exact_values(group, beta, L)
-    for name, x in obs.items():
-        w = weighted_summary(x, ens.log_weights, ens.weight_block)
-        assert w["reliable"], (name, w["note"])
-        pull = (w["value"] - ex[name]) / w["error"]
-        assert abs(pull) < 3, f"{name}: weighted {w['value']:.5f} +- {w['error']:.5f} vs exact {ex[name]:.5f}"
-        bound = 0.35 * ex[name] if name == "chi_t" else {"plaquette": 0.02, "W(2,2)": 0.04}[name]
-        assert w["error"] < bound, f"{name}: error {w['error']} too large for the test to mean much"
-    plaq = obs["plaquette"]
-    unweighted_pull = (plaq.mean() - ex["plaquette"]) / (plaq.std(ddof=1) / math.sqrt(n))
-    assert abs(unweighted_pull) > 5, f"unweighted plaquette pull only {unweighted_pull:.1f}: the test has no power"
+    assert_weighted_exact(ens, obs, exact_values(group, beta, L))
 
 
 def test_batch_estimates_of_the_partition_function_are_unbiased(tmp_path):
