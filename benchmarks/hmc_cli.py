@@ -2,6 +2,7 @@
 
     python benchmarks/hmc_cli.py                       # U(1) float32, L = 32 x 64 chains; 32 and 2000 trajectories
     python benchmarks/hmc_cli.py --trajectories 32 --threads 1
+    python benchmarks/hmc_cli.py --trajectories 2000 --cases warm,auto --repeat 3   # medians on a noisy machine
 
 Runs, each in a fresh process and in this order:
   bench      the benchmark's loop: ``campaign.hmc.trajectory`` on the same field, compiled,
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -124,6 +126,8 @@ def main(argv=None) -> int:
     p.add_argument("--cases", default="cold,warm,eager,auto")
     p.add_argument("--cache", default=None,
                    help="the jobs' compile cache (default: a temporary directory; 'cold' empties it)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="repetitions (benchmark, then the jobs); medians over them are printed")
     p.add_argument("--row", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.row is not None:
@@ -139,29 +143,39 @@ def main(argv=None) -> int:
               f"{a.threads} threads, load average {os.getloadavg()[0]:.1f}", flush=True)
         spec = {k: getattr(a, k) for k in ("group", "dtype", "L", "chains", "beta", "n_steps", "threads")}
         spec["cache"] = os.path.join(tmp, "bench_cache")
-        bench = run_bench(spec, env, "before the jobs")
         imports = import_seconds(env)
         print(f"interpreter + imports (torch, h5py, campaign): {imports:.1f} s per process", flush=True)
         modes = {"cold": "always", "warm": "always", "eager": "never", "auto": "auto"}
-        for n in trajectories:
-            jobs = {}
-            for case in a.cases.split(","):
-                if case == "cold":
-                    subprocess.run(["rm", "-rf", cache], check=True)
-                jobs[case] = campaign_hmc(os.path.join(tmp, "e.h5"), n, a, dict(env, CAMPAIGN_COMPILE=modes[case]))
-                j = jobs[case]
-                print(f"{n:5d} trajectories, {case:5s}: {j['wall_s']:6.1f} s process, {j['hmc_s']:6.1f} s HMC, "
-                      f"{j['traj_per_s']:6.1f} trajectories/s end to end", flush=True)
-            for case, j in jobs.items():
-                print(f"{n:5d} trajectories: {case} rate / bench: end to end {j['traj_per_s'] / bench['traj_per_s']:.2f}, "
-                      f"after the imports {n / (j['wall_s'] - imports) / bench['traj_per_s']:.2f}, "
-                      f"HMC loop {n / j['hmc_s'] / bench['traj_per_s']:.2f}; outside the loop "
-                      f"{j['wall_s'] - j['hmc_s']:.1f} s")
-            if "warm" in jobs and "eager" in jobs:
-                print(f"{n:5d} trajectories: warm compile overhead <= {jobs['warm']['wall_s'] - jobs['eager']['wall_s']:.1f} s"
-                      f" (warm - eager)")
-            if "auto" in jobs and "eager" in jobs:
-                print(f"{n:5d} trajectories: auto / eager wall = {jobs['auto']['wall_s'] / jobs['eager']['wall_s']:.2f}")
+        ratios: dict = {}
+        for rep in range(a.repeat):
+            bench = run_bench(spec, env, "before the jobs" if rep == 0 else f"before repetition {rep + 1}")
+            for n in trajectories:
+                jobs = {}
+                for case in a.cases.split(","):
+                    if case == "cold":
+                        subprocess.run(["rm", "-rf", cache], check=True)
+                    jobs[case] = campaign_hmc(os.path.join(tmp, "e.h5"), n, a, dict(env, CAMPAIGN_COMPILE=modes[case]))
+                    j = jobs[case]
+                    print(f"{n:5d} trajectories, {case:5s}: {j['wall_s']:6.1f} s process, {j['hmc_s']:6.1f} s HMC, "
+                          f"{j['traj_per_s']:6.1f} trajectories/s end to end", flush=True)
+                for case, j in jobs.items():
+                    r = (j["traj_per_s"] / bench["traj_per_s"], n / (j["wall_s"] - imports) / bench["traj_per_s"],
+                         n / j["hmc_s"] / bench["traj_per_s"])
+                    ratios.setdefault((n, case), []).append(r)
+                    print(f"{n:5d} trajectories: {case} rate / bench: end to end {r[0]:.2f}, after the imports "
+                          f"{r[1]:.2f}, HMC loop {r[2]:.2f}; outside the loop {j['wall_s'] - j['hmc_s']:.1f} s")
+                if "warm" in jobs and "eager" in jobs:
+                    print(f"{n:5d} trajectories: warm compile overhead <= "
+                          f"{jobs['warm']['wall_s'] - jobs['eager']['wall_s']:.1f} s (warm - eager)")
+                if "auto" in jobs and "eager" in jobs:
+                    print(f"{n:5d} trajectories: auto / eager wall = {jobs['auto']['wall_s'] / jobs['eager']['wall_s']:.2f}")
+        if a.repeat > 1:
+            print(f"over {a.repeat} repetitions, each against the benchmark run just before it: median (range)")
+            for (n, case), rs in ratios.items():
+                cols = [sorted(r[k] for r in rs) for k in range(3)]
+                print(f"{n:5d} trajectories, {case:5s}: " + ", ".join(
+                    f"{name} {statistics.median(c):.2f} ({c[0]:.2f}-{c[-1]:.2f})"
+                    for name, c in zip(("end to end", "after the imports", "HMC loop"), cols)))
         run_bench(spec, env, "after the jobs (a rate unlike the first: the load changed)")
     return 0
 
