@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 
 def run_in_fresh_process(script: str, args: list[str], env: dict | None = None) -> tuple[dict | None, str]:
@@ -23,6 +24,24 @@ def write_json(path: str | None, data) -> None:
     if path:
         with open(path, "w") as f:
             json.dump(data, f, indent=1)
+
+
+def seconds_per_item(call, items: int, device, calls: int) -> float:
+    """Seconds per item (chain, configuration) of ``call()`` on a batch of ``items``: two
+    untimed calls first (a shape's first call runs eagerly), then ``calls`` timed ones; on CUDA
+    the clock waits for the device."""
+    import torch
+
+    for _ in range(2):
+        call()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(calls):
+        call()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t) / (calls * items)
 
 
 def batching_note(rates: dict, peaks: dict, part_s: dict, unit: str, part: str, rest: str) -> str:

@@ -46,7 +46,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _cases import batching_note, run_in_fresh_process, write_json
+from _cases import batching_note, run_in_fresh_process, seconds_per_item, write_json
 
 
 def _settings_steps_per_sample() -> int:
@@ -120,17 +120,7 @@ def run_throughput(group: str, L: int, batches: list[int], levels: int, device: 
         U = score.group.haar((b, 2, L, L), generator=torch.Generator(device=dev).manual_seed(b),
                              dtype=rdtype, device=dev)
         sig = torch.full((b,), 0.5, dtype=rdtype, device=dev)
-        for _ in range(2):  # a shape's first call runs eagerly
-            score(U, sig)
-        reps = max(3, 64 // b)
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        for _ in range(reps):
-            score(U, sig)
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        score_s[b] = (time.perf_counter() - t) / (reps * b)
+        score_s[b] = seconds_per_item(lambda: score(U, sig), b, dev, max(3, 64 // b))
     per_sample = _settings_steps_per_sample()
     return {
         "group": group, "L": L, "impl": impl, "dtype": dtype, "device": device, "levels": levels,

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 
-from _cases import batching_note, run_in_fresh_process, write_json
+from _cases import batching_note, run_in_fresh_process, seconds_per_item, write_json
 
 
 IMPLEMENTATIONS = ("reference", "fast", "compiled")  # complex-matrix L-CNN, FastLCNN eager / compiled
@@ -82,17 +82,17 @@ def run_case(group: str, L: int, steps: int, warmup: int, batch: int, device: st
         "group": group, "L": L, "impl": impl, "dtype": dtype, "batch": batch, "steps_per_s": steps / timed,
         "configs_per_s": steps * batch / timed, "total_s": total,
         "peak_rss_mb": rss1 / 1024, "train_rss_growth_mb": (rss1 - rss0) / 1024,
-        "network_s_per_config": network_seconds(g, L, batch, settings, steps, torch.device(device)),
+        "network_s_per_config": network_seconds(g, L, batch, settings, torch.device(device)),
     }
     if device.startswith("cuda"):
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
     return out
 
 
-def network_seconds(group, L: int, batch: int, settings, steps: int, device) -> float:
+def network_seconds(group, L: int, batch: int, settings, device) -> float:
     """Seconds per configuration of the network's forward and backward pass alone, on a model
-    built and planned as the trainer builds it (the compile switch decides the same way): the
-    part of a training step whose gain from batching the batching note reports."""
+    built as the trainer builds it: the part of a training step whose gain from batching the
+    batching note reports."""
     import torch
 
     from campaign import training
@@ -101,7 +101,7 @@ def network_seconds(group, L: int, batch: int, settings, steps: int, device) -> 
     rdt = real_dtype(settings.dtype)
     model = training.ScoreModel(group, 1.0, L, settings.sigma_min, settings.sigma_max, arch=settings.arch)
     model = model.to(device=device, dtype=rdt).train()
-    model.plan(3 * steps * batch * 2 * L**2)
+    model.plan(0)  # CAMPAIGN_COMPILE, set by _use_lcnn for the case, decides
     gen = torch.Generator(device=device).manual_seed(batch)
     U = group.haar((batch, 2, L, L), generator=gen, dtype=rdt, device=device)
     sigma = torch.full((batch,), 0.5, dtype=rdt, device=device)
@@ -110,17 +110,7 @@ def network_seconds(group, L: int, batch: int, settings, steps: int, device) -> 
         model.zero_grad(set_to_none=True)
         group.algebra_norm2(model(U, sigma)).sum().backward()
 
-    for _ in range(2):  # a shape's first call runs eagerly
-        forward_backward()
-    reps = max(3, 32 // batch)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(reps):
-        forward_backward()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t) / (reps * batch)
+    return seconds_per_item(forward_backward, batch, device, max(3, 32 // batch))
 
 
 def print_table(rows: list[dict], a, batches: list[int], steps: int, arch: dict) -> None:
