@@ -139,3 +139,18 @@ def test_blocks_short_of_their_rows_leave_no_file(tmp_path):
     with pytest.raises(ValueError, match="blocks gave 4 rows, expected 5"):
         io.write_ensemble(tmp_path / "e.h5", rows, {"group": "u1", "beta": 1.0, "L": 4, "algorithm": "haar"})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_concatenated_rows_are_the_first_n_of_the_parts_in_order(tmp_path):
+    """What the samplers write from: their batches' samples, one after another, cut at
+    n_samples, with no concatenated copy."""
+    U = U1.haar((7, 2, 4, 4), generator=torch.Generator().manual_seed(1))
+    parts = [U[:2], U[2:5], U[5:]]
+    attrs = {"group": "u1", "beta": 1.0, "L": 4, "algorithm": "haar"}
+    for n in (7, 4, 2, 1):
+        rows = io.RowBlocks.concatenated(parts, n)
+        assert rows.shape == (n, *U.shape[1:])
+        ens = io.read_ensemble(io.write_ensemble(tmp_path / f"{n}.h5", rows, attrs))
+        assert torch.equal(ens.links, U[:n]), n
+    with pytest.raises(ValueError, match="8 rows asked of 7"):
+        io.RowBlocks.concatenated(parts, 8)

@@ -20,7 +20,7 @@ from campaign.observables import topological_charge
 from campaign.samplers.job import sample_to_file
 from campaign.samplers.scores import PhysicsScore, ZeroScore, coupling_fraction
 from campaign.samplers.settings import SampleSettings
-from campaign.samplers.smc import allocate_steps, systematic_resample
+from campaign.samplers.smc import _SMCRun, allocate_steps, initial_path, systematic_resample
 from campaign.stats import weighted_summary
 
 
@@ -82,6 +82,16 @@ def test_weighted_estimates_are_exact_and_unweighted_ones_are_not(tmp_path, grou
     assert_weighted_exact(ens, obs, exact_values(group, beta, L))
 
 
+def test_batches_side_by_side_are_exact(tmp_path):
+    """All 24 batches in one vectorised pass (issue 16): each is still its own SMC run, so
+    the weighted estimates stay exact, with the error analysis over the 24 batches."""
+    group, beta, L, n = "u1", 2.0, 4, 1536
+    path = smc(ZeroScore(group, 1.0, 8, 0.01, 3.0), tmp_path / "p.h5", beta, L, n, batches_per_pass=24, **COARSE)
+    ens, obs = observables(path, group)
+    assert len(np.unique(ens.weight_block)) == n // COARSE["batch"]
+    assert_weighted_exact(ens, obs, exact_values(group, beta, L))
+
+
 @pytest.mark.slow
 def test_float32_sampling_with_the_network_is_exact(tmp_path):
     """The speed path (issue 16): the real score network (FastLCNN, untrained, its skip force
@@ -97,12 +107,14 @@ def test_float32_sampling_with_the_network_is_exact(tmp_path):
     assert_weighted_exact(ens, obs, exact_values(group, beta, L))
 
 
-def test_batch_estimates_of_the_partition_function_are_unbiased(tmp_path):
+@pytest.mark.parametrize("batches_per_pass", [1, 16])
+def test_batch_estimates_of_the_partition_function_are_unbiased(tmp_path, batches_per_pass):
     """E[Zhat_b] = Z exactly for every batch size: the mean of the batches' Zhat against
-    the character-expansion Z (and log Zhat is biased low, by about var(log Zhat)/2)."""
+    the character-expansion Z (and log Zhat is biased low, by about var(log Zhat)/2); also
+    with batches run side by side, each resampled within itself."""
     group, beta, L = "u1", 1.5, 4
     path = smc(ZeroScore(group, 1.0, 8, 0.01, 3.0), tmp_path / "z.h5", beta, L, 32 * 48, n_levels=100,
-               steps_per_level=1, tail_steps=0, batch=32, pilot_chains=32, seed=5)
+               steps_per_level=1, tail_steps=0, batch=32, pilot_chains=32, seed=5, batches_per_pass=batches_per_pass)
     log_z_b = io.read_ensemble(path).history["batch_log_z"]
     log_z = exact.log_partition_function(group, beta, L)
     ratio = np.exp(log_z_b - log_z)
@@ -119,6 +131,48 @@ def test_systematic_resampling_follows_the_weights():
     assert torch.allclose(counts / counts.sum(), torch.exp(logw), atol=0.01)
     idx = systematic_resample(logw, gen)
     assert torch.all(idx[1:] >= idx[:-1]) and 1 not in idx.tolist()
+
+
+def test_systematic_resampling_of_rows_is_one_resampling_per_row():
+    gen = torch.Generator().manual_seed(1)
+    logw = torch.log(torch.tensor([[0.1, 0.0, 0.6, 0.3], [0.7, 0.1, 0.1, 0.1]], dtype=torch.float64))
+    counts = torch.zeros(2, 4, dtype=torch.float64)
+    for _ in range(2000):
+        idx = systematic_resample(logw, gen)
+        counts += torch.stack([torch.bincount(row, minlength=4) for row in idx])
+    assert torch.allclose(counts / counts.sum(-1, keepdim=True), torch.exp(logw), atol=0.01)
+
+
+def test_batches_side_by_side_resample_within_themselves():
+    """Three populations of four particles in one pass, each with all its weight on one
+    particle: after resampling every population holds copies of its own heavy particle, and
+    each adds its own mean weight to its own log Z."""
+    s = SampleSettings(beta=1.0, L=4, n_samples=12, n_levels=5, batch=4, batches_per_pass=3, sigma_min=0.01,
+                       sigma_max=3.0)
+    score = ZeroScore("u1", 1.0, 8, 0.01, 3.0)
+    run = _SMCRun(score, s, initial_path(score, s), 12, torch.Generator().manual_seed(0), torch.device("cpu"),
+                  None, 0, False, populations=3)
+    run.start()
+    before = run.U.clone()
+    heavy = [1, 2, 0]
+    run.logw = torch.full((3, 4), -60.0, dtype=torch.float64)
+    for k, i in enumerate(heavy):
+        run.logw[k, i] = math.log(4.0) * (k + 1)
+    run.beta_prev = 0.0
+    run.reweight_and_resample(0, 0.0)
+    for k, i in enumerate(heavy):
+        assert torch.equal(run.U[4 * k:4 * k + 4], before[4 * k + i].expand(4, *before.shape[1:])), k
+    assert torch.allclose(run.log_z, torch.tensor([0.0, math.log(4.0), 2 * math.log(4.0)], dtype=torch.float64))
+    assert run.hist["level_resampled"][0].tolist() == [1.0, 1.0, 1.0]
+    assert run.hist["level_unique"][0].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_passes_group_equal_batches():
+    s = SampleSettings(beta=1.0, L=4, n_samples=100, batch=16, batches_per_pass=4)
+    assert s.batch_sizes == [16] * 6 + [4] and s.passes == [[0, 1, 2, 3], [4, 5], [6]]
+    assert SampleSettings(beta=1.0, L=4, n_samples=40, batch=16).passes == [[0], [1], [2]]
+    with pytest.raises(CampaignError, match="batches_per_pass"):
+        SampleSettings(beta=1.0, L=4, n_samples=40, method="maala", batches_per_pass=2)
 
 
 def test_steps_go_where_the_drift_needs_small_steps():
@@ -225,20 +279,22 @@ RESUME_SCRIPT = textwrap.dedent("""
     from campaign.samplers.scores import PhysicsScore
     from campaign.samplers.settings import SampleSettings
     s = SampleSettings(beta=2.0, L=6, n_samples=12, n_levels=60, steps_per_level=2, tail_steps=20, batch=3,
-                       pilot_chains=3, seed=4)
+                       pilot_chains=3, seed=4, batches_per_pass=int(sys.argv[2]))
     sample_to_file(PhysicsScore("su2", 2.0, 6), sys.argv[1], s, progress=True)
 """)
 
 
-def _run(tmp_path, out):
-    return start_script(tmp_path / "run.py", RESUME_SCRIPT, out)
+def _run(tmp_path, out, batches_per_pass=1):
+    return start_script(tmp_path / "run.py", RESUME_SCRIPT, out, str(batches_per_pass))
 
 
-def test_killed_smc_job_resumes_to_identical_file(tmp_path):
+@pytest.mark.parametrize("batches_per_pass", [1, 2])
+def test_killed_smc_job_resumes_to_identical_file(tmp_path, batches_per_pass):
     def pilot_kept(parts):
         assert (parts / "pilot.pt").exists()
 
-    ref, out, err = killed_and_resumed(lambda o: _run(tmp_path, o), tmp_path, after_kill=pilot_kept)
+    ref, out, err = killed_and_resumed(lambda o: _run(tmp_path, o, batches_per_pass), tmp_path,
+                                       kill_at="batch_00000.pt", after_kill=pilot_kept)
     assert "pilot:" not in err  # the pilot is not rerun
     a, b = io.read_ensemble(ref), io.read_ensemble(out)
     assert torch.equal(a.links, b.links) and np.array_equal(a.log_weights, b.log_weights)

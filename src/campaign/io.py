@@ -269,6 +269,29 @@ class RowBlocks:
     def ndim(self) -> int:
         return len(self.shape)
 
+    @classmethod
+    def concatenated(cls, arrays, n: int | None = None) -> "RowBlocks":
+        """The rows of ``arrays`` (tensors or arrays with the same trailing axes) one after
+        another, the first ``n`` of them (default: all), without the copy that
+        concatenating them would make."""
+        arrays = [a if torch.is_tensor(a) else np.asarray(a) for a in arrays]
+        total = sum(a.shape[0] for a in arrays)
+        n = total if n is None else n
+        if not 0 <= n <= total:
+            raise ValueError(f"{n} rows asked of {total}")
+        first = arrays[0]
+        dtype = first.detach().cpu()[:0].numpy().dtype if torch.is_tensor(first) else first.dtype
+
+        def blocks():
+            left = n
+            for a in arrays:
+                if left <= 0:
+                    return
+                yield a[:left]
+                left -= a.shape[0]
+
+        return cls((n, *first.shape[1:]), dtype, blocks())
+
 
 def write_ensemble(
     path: str | os.PathLike,

@@ -232,12 +232,14 @@ def sample_cost(w):
     m = find_model(config, w.group, w.model)
     L = int(w.L)
     batches = math.ceil(s["n_samples"] / s["batch"])
+    side_by_side = min(s["batches_per_pass"], batches)  # batches evaluated in one network call
+    passes = math.ceil(batches / side_by_side)
     calls = s["n_levels"] * s["steps_per_level"] + s["tail_steps"] + s["pilot_chains"]
-    links = s["batch"] * L * L * LINKS_PER_SITE
+    links = s["batch"] * side_by_side * L * L * LINKS_PER_SITE
     per_call = 2 * (THROUGHPUT[job_device()]["call_s"]  # score and action of every proposal
                     + links * _net_units(m) / _rate("net_units", "sample"))
     data = s["n_samples"] * L * L * LINKS_PER_SITE * REALS_PER_LINK[w.group] * _real_bytes()
-    return batches * calls * per_call, data
+    return passes * calls * per_call, data
 
 
 def measure_cost(w):

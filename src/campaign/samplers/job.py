@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import io
 from ..device import real_dtype, resolve_device
 from ..errors import CampaignError
 from ..groups import complex_dtype
@@ -32,7 +33,7 @@ from ..stats import kish_ess
 from .maala import TAIL_Q_CHANGED_WARN, run_maala_batch
 from .scores import ModelScore, describe_model, load_score_model
 from .settings import SampleSettings
-from .smc import SMCPath, initial_path, run_smc_batch
+from .smc import SMCPath, initial_path, run_smc_batch, run_smc_batches
 
 PILOT_FILE = "pilot.pt"
 
@@ -81,8 +82,6 @@ def sample_to_file(model, out, settings: SampleSettings, *, model_path: str | No
 
 def _sample(model, out: Path, s: SampleSettings, info: dict, dev, job: ResumableJob, model_path, model_hash: str,
             label: str, progress: bool) -> None:
-    from .. import io
-
     parts = job.parts
     fingerprint = {
         **{k: v for k, v in asdict(s).items() if k != "device"},
@@ -103,26 +102,30 @@ def _sample(model, out: Path, s: SampleSettings, info: dict, dev, job: Resumable
     bar = Progress(label, total, enabled=progress)
     if results and progress:
         print(f"{label}: resuming with {len(results)}/{len(sizes)} batches done", file=sys.stderr)
-    for b, size in enumerate(sizes):
-        if b in results:
+    for batches in s.passes:
+        if all(b in results for b in batches):
             continue
+        first, size = batches[0], sizes[batches[0]]
         gen = torch.Generator(device=dev)
-        gen.manual_seed(batch_seed(s.seed, b))
+        gen.manual_seed(batch_seed(s.seed, first))  # a pass of one batch: that batch's own stream
         if s.method == "smc":
-            res = run_smc_batch(score, s, path, size, gen, dev, bar, b * per_batch)
-            part = {"samples": res.samples, "log_weights": res.log_weights, "log_z": res.log_z,
-                    "history": res.history, "wall_s": res.wall_s}
-            note = f"ESS/N={kish_ess(res.log_weights) / size:.2f} log_z={res.log_z:.2f}"
+            done = run_smc_batches(score, s, path, size, len(batches), gen, dev, bar, first * per_batch)
+            new = {b: {"samples": res.samples, "log_weights": res.log_weights, "log_z": res.log_z,
+                       "history": res.history, "wall_s": res.wall_s} for b, res in zip(batches, done)}
+            note = " ".join(f"ESS/N={kish_ess(res.log_weights) / size:.2f} log_z={res.log_z:.2f}" for res in done)
         else:
-            res = run_maala_batch(score, s, size, gen, dev, bar, b * per_batch)
-            part = {"samples": res.samples, "history": res.history, "eps": res.eps, "wall_s": res.wall_s}
+            res = run_maala_batch(score, s, size, gen, dev, bar, first * per_batch)
+            new = {first: {"samples": res.samples, "history": res.history, "eps": res.eps, "wall_s": res.wall_s}}
             note = f"acc={res.history['batch_acceptance']:.2f} eps={res.eps:.3g}"
-        part.update(fingerprint=fingerprint, batch=b)
-        io.save_torch_atomic(part, parts / f"batch_{b:05d}.pt")
-        results[b] = part
-        bar.update((b + 1) * per_batch, f"batch {b + 1}/{len(sizes)} {note}", force=True)
-        if len(results) < len(sizes):  # every batch is a checkpoint
-            stop_if_requested(label, f" after batch {b + 1}/{len(sizes)}")
+        for b, part in new.items():  # a pass cut short by a kill reruns whole, to the same numbers
+            part.update(fingerprint=fingerprint, batch=b)
+            io.save_torch_atomic(part, parts / f"batch_{b:05d}.pt")
+            results[b] = part
+        last = batches[-1]
+        what = f"batch {last + 1}" if len(batches) == 1 else f"batches {first + 1}-{last + 1}"
+        bar.update((last + 1) * per_batch, f"{what}/{len(sizes)} {note}", force=True)
+        if len(results) < len(sizes):  # every pass is a checkpoint
+            stop_if_requested(label, f" after batch {last + 1}/{len(sizes)}")
 
     if s.method == "smc":
         links, chain, step, history, summary, datasets = _assemble_smc(s, sizes, results, path)
@@ -179,8 +182,6 @@ def _probe(score, info: dict, s: SampleSettings, dev, rdtype, model_path) -> Non
 def _pilot(score, s: SampleSettings, parts: Path, fingerprint: dict, dev, label: str, progress: bool) -> SMCPath:
     """The smc path with step sizes tuned by a pilot run (loaded from the checkpoint when
     an earlier run of this job finished its pilot)."""
-    from .. import io
-
     pilot_path = parts / PILOT_FILE
     if pilot_path.exists():
         saved = io.load_torch(pilot_path, "smc pilot checkpoint")
@@ -204,8 +205,6 @@ def _pilot(score, s: SampleSettings, parts: Path, fingerprint: dict, dev, label:
 
 
 def _load_parts(parts: Path, fingerprint: dict, n_batches: int) -> dict:
-    from .. import io
-
     results = {}
     if not parts.exists():
         return results
@@ -225,9 +224,10 @@ def _stack_history(results: dict, n_batches: int, keys) -> dict:
 
 
 def _assemble_smc(s: SampleSettings, sizes: list[int], results: dict, path: SMCPath):
-    """Concatenate batches (batch-major), with global log weights (module docstring)."""
+    """Concatenate batches (batch-major), with global log weights (module docstring).  The
+    links are ``io.RowBlocks`` over the batches' samples: the file is written from them,
+    with no second copy of every sample in memory."""
     nb = len(sizes)
-    links = torch.cat([results[b]["samples"] for b in range(nb)])
     log_weights = np.concatenate([np.asarray(results[b]["log_weights"], dtype=np.float64) for b in range(nb)])
     block = np.concatenate([np.full(size, b, dtype=np.int64) for b, size in enumerate(sizes)])
     per_level = [k for k in results[0]["history"] if k.startswith("level_")] + ["tail_acceptance"]
@@ -257,12 +257,13 @@ def _assemble_smc(s: SampleSettings, sizes: list[int], results: dict, path: SMCP
     step = np.zeros(len(log_weights), dtype=np.int64)
     n = s.n_samples
     datasets = {"log_weights": log_weights[:n], "weight_block": block[:n]}
-    return links[:n], chain[:n], step[:n], history, summary, datasets
+    links = io.RowBlocks.concatenated([results[b]["samples"] for b in range(nb)], n)
+    return links, chain[:n], step[:n], history, summary, datasets
 
 
 def _assemble_maala(s: SampleSettings, sizes: list[int], results: dict):
     """Concatenate batches (batch-major; within a batch measurement-major, chain-minor),
-    truncated to exactly n_samples."""
+    truncated to exactly n_samples; the links as ``io.RowBlocks`` (``_assemble_smc``)."""
     links, chain, step, sample_acc = [], [], [], []
     offset = 0
     for b, size in enumerate(sizes):
@@ -300,4 +301,4 @@ def _assemble_maala(s: SampleSettings, sizes: list[int], results: dict):
         summary["tail_q_changed"] = float(history["tail_q_changed"].mean())
     n = s.n_samples  # measurement-major order: the surplus is the last steps of the last chains
     history["sample_acceptance"] = history["sample_acceptance"][:n]
-    return torch.cat(links)[:n], np.concatenate(chain)[:n], np.concatenate(step)[:n], history, summary
+    return io.RowBlocks.concatenated(links, n), np.concatenate(chain)[:n], np.concatenate(step)[:n], history, summary

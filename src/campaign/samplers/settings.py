@@ -56,6 +56,11 @@ class SampleSettings:
         "weights unchanged; maala: the corrected tail)"))
     batch: int = field(default=64, metadata=option(
         "chains per batch (and per checkpoint); smc: particles per independent SMC run"))
+    batches_per_pass: int = field(default=1, metadata=option(
+        "smc: batches of equal size run side by side in one vectorised pass, each still its own "
+        "SMC run (resampling, weights, log Z); more chains per network call, faster where one "
+        "batch is too small to keep the machine busy (small L); the random draws differ from "
+        "one batch at a time, their distribution does not"))
     level_step_scale: float = field(default=0.1, metadata=option(
         "maala: annealing step size eps_i = max(scale * sigma_i^2, level-step-min)"))
     level_step_min: float | None = field(default=None, metadata=option(
@@ -106,7 +111,7 @@ class SampleSettings:
             check_choice(self, name, choices)
         check_number(self, "beta", strict=False)
         check_integer(self, "L", 2)
-        for name in ("n_samples", "steps_per_level", "batch", "continue_sep", "pilot_chains"):
+        for name in ("n_samples", "steps_per_level", "batch", "batches_per_pass", "continue_sep", "pilot_chains"):
             check_integer(self, name, 1)
         for name in ("n_levels", "tail_steps", "continue_chain", "seed"):
             check_integer(self, name, 0)
@@ -130,6 +135,8 @@ class SampleSettings:
             self._validate_tail_adapt()
         if self.method == "smc":
             self._validate_smc()
+        elif self.batches_per_pass != 1:
+            raise SettingError("batches_per_pass", "is an smc option; maala runs one batch at a time")
 
     def _validate_smc(self) -> None:
         if self.n_levels < 1:
@@ -158,6 +165,18 @@ class SampleSettings:
     def batch_sizes(self) -> list[int]:
         n, b = self.n_chains, self.batch
         return [min(b, n - i) for i in range(0, n, b)]
+
+    @property
+    def passes(self) -> list[list[int]]:
+        """The batches (indices into ``batch_sizes``) of each vectorised pass: consecutive
+        batches of equal size, ``batches_per_pass`` at most."""
+        sizes, passes = self.batch_sizes, []
+        for b, size in enumerate(sizes):
+            if passes and len(passes[-1]) < self.batches_per_pass and sizes[passes[-1][0]] == size:
+                passes[-1].append(b)
+            else:
+                passes.append([b])
+        return passes
 
     @property
     def mh_steps(self) -> int:

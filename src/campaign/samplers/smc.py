@@ -58,6 +58,13 @@ ancestors: errors come from the jackknife over batches (``campaign.stats.weighte
 Every log-density, log weight and log Z accumulates in float64, also in float32 runs.
 Nothing in the level loop synchronises with the host (resampling is a masked gather).
 
+Batches side by side (``batches_per_pass``): several batches of equal size can run in one
+vectorised pass, their particles stacked along the chain axis, so that each network call
+evaluates all of them (small lattices are dispatch-bound: one call for 96 chains costs
+about as much as one for 16).  Every batch keeps its own weights, resampling (within its
+own particles only), log Z and history; the pass draws their random numbers from one
+stream, so the samples differ from those of one batch at a time, not their distribution.
+
 History per batch (first axis = level; ``job`` stacks batches on a last axis):
   level_sigma, level_beta, level_eps,
   level_steps                                (K,)   the path, the pilot's step sizes and moves (job)
@@ -176,28 +183,38 @@ def initial_path(score, s: SampleSettings) -> SMCPath:
 
 
 def _kish(logw: torch.Tensor) -> torch.Tensor:
-    w = torch.exp(logw - logw.max())
-    return w.sum() ** 2 / (w * w).sum()
+    """Kish's effective sample size of each row of log weights (last axis)."""
+    w = torch.exp(logw - logw.max(-1, keepdim=True).values)
+    return w.sum(-1) ** 2 / (w * w).sum(-1)
 
 
 def _log_mean_exp(logw: torch.Tensor) -> torch.Tensor:
-    return torch.logsumexp(logw, 0) - math.log(logw.shape[0])
+    return torch.logsumexp(logw, -1) - math.log(logw.shape[-1])
 
 
 def systematic_resample(logw: torch.Tensor, generator) -> torch.Tensor:
-    """Indices of a systematic resampling of the normalised weights exp(logw) (sorted)."""
-    n = logw.shape[0]
-    p = torch.softmax(logw, 0)
-    u = torch.rand((), generator=generator, dtype=logw.dtype, device=logw.device)
-    positions = (u + torch.arange(n, dtype=logw.dtype, device=logw.device)) / n
-    return torch.searchsorted(torch.cumsum(p, 0), positions).clamp(max=n - 1)
+    """Indices of a systematic resampling of the normalised weights exp(logw) (sorted),
+    along the last axis: one independent resampling per row of a (P, n) logw."""
+    n = logw.shape[-1]
+    p = torch.softmax(logw, -1)
+    u = torch.rand(logw.shape[:-1], generator=generator, dtype=logw.dtype, device=logw.device)
+    positions = (u[..., None] + torch.arange(n, dtype=logw.dtype, device=logw.device)) / n
+    return torch.searchsorted(torch.cumsum(p, -1), positions).clamp(max=n - 1)
 
 
 class _SMCRun:
-    """The particles of one SMC run and everything that accumulates along the path."""
+    """The particles of ``populations`` independent SMC runs of ``n_chains / populations``
+    particles each, stacked along the chain axis, and everything that accumulates along the
+    path: weights (P, n), log Z (P,), history (K, P, ...)."""
 
     def __init__(self, score, s: SampleSettings, path: SMCPath, n_chains: int, generator: torch.Generator,
-                 device: torch.device, progress: Progress | None, progress_offset: int, adapt: bool):
+                 device: torch.device, progress: Progress | None, progress_offset: int, adapt: bool,
+                 populations: int = 1):
+        if n_chains % populations:
+            raise ValueError(f"{n_chains} chains do not split into {populations} equal populations")
+        if adapt and populations != 1:
+            raise ValueError("the pilot adapts its step sizes on one population")
+        self.P, self.n = populations, n_chains // populations
         inner = score.model if isinstance(score, ModelScore) else score
         info = describe_model(inner)
         self.group = get_group(info["group"])
@@ -207,12 +224,20 @@ class _SMCRun:
         self.progress, self.progress_offset = progress, progress_offset
         self.scale = s.beta / info["beta0"]
         self.f64 = dict(dtype=torch.float64, device=device)
-        self.nonfinite = torch.zeros((), dtype=torch.int64, device=device)
+        self.nonfinite = torch.zeros(populations, dtype=torch.int64, device=device)
         self.steps_done = 0
 
     def tick(self, extra) -> None:
         if self.progress is not None:
-            self.progress.update(self.progress_offset + self.steps_done, extra)
+            self.progress.update(self.progress_offset + self.steps_done * self.P, extra)
+
+    def per_population(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, ...) per chain -> (P, n, ...)."""
+        return x.view(self.P, self.n, *x.shape[1:])
+
+    def population_mean(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean of a per-chain (B,) quantity over each population, (P,)."""
+        return x.mean().reshape(1) if self.P == 1 else self.per_population(x).mean(-1)
 
     def model_drift(self, sigma: float):
         sig = torch.full((self.B,), sigma, dtype=self.rdtype, device=self.device)
@@ -220,7 +245,7 @@ class _SMCRun:
         def drift(U):
             d = self.scale * self.score(U, sig)
             bad = ~torch.isfinite(d)
-            self.nonfinite = self.nonfinite + bad.sum()
+            self.nonfinite = self.nonfinite + bad.reshape(self.P, -1).sum(-1)
             return torch.where(bad, torch.zeros_like(d), d)
 
         return drift
@@ -236,14 +261,15 @@ class _SMCRun:
         self.U = self.group.haar((self.B, 2, self.s.L, self.s.L), generator=self.generator, dtype=self.rdtype,
                                  device=self.device)
         self.S = action_density_sum(self.U)
-        self.logw = torch.zeros(self.B, **f64)
-        self.log_z = torch.zeros((), **f64)
-        self.hist = {k: torch.zeros(K, **f64) for k in (
+        P = self.P
+        self.logw = torch.zeros((P, self.n), **f64)
+        self.log_z = torch.zeros(P, **f64)
+        self.hist = {k: torch.zeros((K, P), **f64) for k in (
             "level_acceptance", "level_ess", "level_log_weight_var", "level_resampled", "level_unique",
             "level_plaquette")}
         if self.group.has_topology:
-            self.hist["level_chi_t"] = torch.zeros(K, **f64)
-            self.hist["level_q_hist"] = torch.zeros((K, 2 * Q_HIST_MAX + 1), **f64)
+            self.hist["level_chi_t"] = torch.zeros((K, P), **f64)
+            self.hist["level_q_hist"] = torch.zeros((K, P, 2 * Q_HIST_MAX + 1), **f64)
         # the pilot adapts log c, eps = c * (first guess at this level): the guess carries the
         # coupling dependence, the control only the slowly varying rest
         self.log_c = torch.zeros((), **f64)
@@ -252,16 +278,16 @@ class _SMCRun:
 
     def moves(self, state: ChainState, eps: float, n: int, log_prob, drift):
         """n Metropolis-adjusted steps with step size eps (times the pilot's multiplier when
-        adapting); returns (state, summed acceptance, the step sizes used)."""
+        adapting); returns (state, summed acceptance per population (P,), the step sizes used)."""
         s, adaptive = self.s, self.adapt
-        acc_sum = torch.zeros((), **self.f64)
+        acc_sum = torch.zeros(self.P, **self.f64)
         used = []
         for _ in range(n):
             step = (eps * torch.exp(self.log_c)).clamp(max=math.exp(LOG_EPS_RANGE[1])) if adaptive else eps
             used.append(step)
             state, acc, _ = mh_step(self.group, state, step.to(self.rdtype) if adaptive else step, log_prob, drift,
                                     self.generator)
-            acc_sum = acc_sum + acc.mean()
+            acc_sum = acc_sum + self.population_mean(acc)
             if adaptive:
                 self.log_c = (self.log_c + PILOT_GAIN * (acc.mean() - s.target_acceptance)).clamp(*LOG_EPS_RANGE)
             self.steps_done += 1
@@ -270,18 +296,20 @@ class _SMCRun:
     def reweight_and_resample(self, i: int, b: float) -> None:
         """Reweight to gamma_i, then resample when the ESS is low (a masked gather: no host
         synchronisation)."""
-        B, hist, f64 = self.B, self.hist, self.f64
-        logw = self.logw + (self.beta_prev - b) * self.S
+        n, hist, f64 = self.n, self.hist, self.f64
+        logw = self.logw + (self.beta_prev - b) * self.per_population(self.S)
         ess = _kish(logw)
-        hist["level_ess"][i] = ess / B
-        hist["level_log_weight_var"][i] = logw.var() if B > 1 else 0.0
-        do = ess < self.s.resample_ess * B
-        idx = torch.where(do, systematic_resample(logw, self.generator), torch.arange(B, device=self.device))
+        hist["level_ess"][i] = ess / n
+        hist["level_log_weight_var"][i] = logw.var(-1) if n > 1 else 0.0
+        do = ess < self.s.resample_ess * n
+        own = torch.arange(n, device=self.device)
+        idx = torch.where(do[:, None], systematic_resample(logw, self.generator), own)
         self.log_z = self.log_z + torch.where(do, _log_mean_exp(logw), torch.zeros((), **f64))
-        self.logw = torch.where(do, torch.zeros_like(logw), logw)
-        self.U, self.S = self.U[idx], self.S[idx]
+        self.logw = torch.where(do[:, None], torch.zeros_like(logw), logw)
+        rows = (idx + n * torch.arange(self.P, device=self.device)[:, None]).flatten()  # within each population
+        self.U, self.S = self.U[rows], self.S[rows]
         hist["level_resampled"][i] = do.to(torch.float64)
-        hist["level_unique"][i] = (idx[1:] != idx[:-1]).sum() + 1
+        hist["level_unique"][i] = (idx[:, 1:] != idx[:, :-1]).sum(-1) + 1
 
     def level(self, i: int) -> None:
         """Level i: reweight, resample, Metropolis-adjusted moves targeting exp(-beta_i S)."""
@@ -302,27 +330,30 @@ class _SMCRun:
         self.beta_prev = b
         self.tick(lambda i=i, sigma=sigma, b=b: (
             f"level {i + 1}/{len(path.sigma)} sigma={sigma:.3g} beta_i={b:.3g} "
-            f"acc={float(hist['level_acceptance'][i]):.2f} ess={float(hist['level_ess'][i]):.2f}"))
+            f"acc={float(hist['level_acceptance'][i].mean()):.2f} ess={float(hist['level_ess'][i].mean()):.2f}"))
 
     def record_observables(self, i: int) -> None:
         """Weighted plaquette (and topology) after the moves of level i."""
         hist, volume = self.hist, self.s.L * self.s.L
-        p = torch.softmax(self.logw, 0)
-        hist["level_plaquette"][i] = 1.0 - (p * self.S).sum() / volume
+        p = torch.softmax(self.logw, -1)
+        hist["level_plaquette"][i] = 1.0 - (p * self.per_population(self.S)).sum(-1) / volume
         if self.group.has_topology:
             from ..observables import topological_charge
 
-            q = topological_charge(self.group, self.U, tol=None).to(torch.float64)
-            hist["level_chi_t"][i] = (p * q * q).sum() / volume
+            q = self.per_population(topological_charge(self.group, self.U, tol=None).to(torch.float64))
+            hist["level_chi_t"][i] = (p * q * q).sum(-1) / volume
+            n_bins = 2 * Q_HIST_MAX + 1
             bins = (q.clamp(-Q_HIST_MAX, Q_HIST_MAX) + Q_HIST_MAX).long()
-            hist["level_q_hist"][i] = torch.zeros(2 * Q_HIST_MAX + 1, **self.f64).index_add_(0, bins, p)
+            bins = bins + n_bins * torch.arange(self.P, device=self.device)[:, None]
+            hist["level_q_hist"][i] = torch.zeros(self.P * n_bins, **self.f64).index_add_(
+                0, bins.flatten(), p.flatten()).view(self.P, n_bins)
 
     def tail(self) -> tuple[torch.Tensor, float]:
         """Final reweighting to the target, then rejuvenation there (weights unchanged);
         returns the tail's acceptance per step and its step size."""
         s, path = self.s, self.path
-        self.logw = self.logw + (self.beta_prev - path.target_beta) * self.S
-        tail_acc = torch.zeros(s.tail_steps, **self.f64)
+        self.logw = self.logw + (self.beta_prev - path.target_beta) * self.per_population(self.S)
+        tail_acc = torch.zeros((s.tail_steps, self.P), **self.f64)
         tail_eps = path.tail_eps
         if not s.tail_steps:
             return tail_acc, float(self.eps_used[-1]) if self.adapt else tail_eps
@@ -348,18 +379,27 @@ class _SMCRun:
             tail_eps = float(torch.exp(torch.log(torch.stack(half)).mean()))
         return tail_acc, tail_eps
 
-    def result(self, tail_acc: torch.Tensor, tail_eps: float, start: float) -> SMCBatch:
+    def result(self, tail_acc: torch.Tensor, tail_eps: float, start: float) -> list[SMCBatch]:
+        """One ``SMCBatch`` per population; the pass's wall time shared evenly."""
         s, path = self.s, self.path
         log_z = self.log_z + _log_mean_exp(self.logw)
-        log_weights = (log_z + self.logw - torch.logsumexp(self.logw, 0)).cpu().numpy()
-        history = {k: v.cpu().numpy() for k, v in self.hist.items()}
-        history["tail_acceptance"] = tail_acc.cpu().numpy()
-        history["nonfinite_scores"] = int(self.nonfinite)
+        log_weights = (log_z[:, None] + self.logw - torch.logsumexp(self.logw, -1, keepdim=True)).cpu().numpy()
+        hist = {k: v.cpu().numpy() for k, v in self.hist.items()}
+        tail_acc, nonfinite, log_z = tail_acc.cpu().numpy(), self.nonfinite.cpu().numpy(), log_z.cpu().numpy()
         if self.adapt:
             steps = (allocate_steps(path.eps, self.eps_used, s.steps_per_level) if s.step_allocation == "relaxation"
                      else path.steps)
             path = SMCPath(path.sigma, path.beta, self.eps_used, float(tail_eps), path.target_beta, steps)
-        return SMCBatch(self.U.detach().cpu(), log_weights, float(log_z), history, time.monotonic() - start, path)
+        U, wall = self.per_population(self.U.detach().cpu()), (time.monotonic() - start) / self.P
+        batches = []
+        for k in range(self.P):
+            history = {name: v[:, k] for name, v in hist.items()}
+            history["tail_acceptance"] = tail_acc[:, k]
+            history["nonfinite_scores"] = int(nonfinite[k])
+            # a population's own copy: a saved view would carry the whole pass's storage
+            samples = U[k] if self.P == 1 else U[k].clone()
+            batches.append(SMCBatch(samples, log_weights[k].copy(), float(log_z[k]), history, wall, path))
+        return batches
 
 
 def run_smc_batch(
@@ -369,8 +409,18 @@ def run_smc_batch(
     """One independent SMC run of ``n_chains`` particles along ``path`` (module docstring).
     ``adapt=True`` is the pilot: step sizes follow the acceptance, and the returned path
     carries the tuned ones."""
+    return run_smc_batches(score, s, path, n_chains, 1, generator, device, progress, progress_offset, adapt)[0]
+
+
+def run_smc_batches(
+    score, s: SampleSettings, path: SMCPath, n_chains: int, populations: int, generator: torch.Generator,
+    device: torch.device, progress: Progress | None = None, progress_offset: int = 0, adapt: bool = False,
+) -> list[SMCBatch]:
+    """``populations`` independent SMC runs of ``n_chains`` particles each, side by side in
+    one vectorised pass (module docstring: batches side by side); one ``SMCBatch`` each."""
     start = time.monotonic()
-    run = _SMCRun(score, s, path, n_chains, generator, device, progress, progress_offset, adapt)
+    run = _SMCRun(score, s, path, n_chains * populations, generator, device, progress, progress_offset, adapt,
+                  populations)
     run.start()
     for i in range(len(path.sigma)):
         run.level(i)
