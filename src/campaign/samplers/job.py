@@ -112,7 +112,9 @@ def _sample(model, out: Path, s: SampleSettings, info: dict, dev, job: Resumable
             done = run_smc_batches(score, s, path, size, len(batches), gen, dev, bar, first * per_batch)
             new = {b: {"samples": res.samples, "log_weights": res.log_weights, "log_z": res.log_z,
                        "history": res.history, "wall_s": res.wall_s} for b, res in zip(batches, done)}
-            note = " ".join(f"ESS/N={kish_ess(res.log_weights) / size:.2f} log_z={res.log_z:.2f}" for res in done)
+            ess = [kish_ess(res.log_weights) / size for res in done]
+            note = (f"ESS/N={ess[0]:.2f} log_z={done[0].log_z:.2f}" if len(done) == 1
+                    else f"ESS/N={min(ess):.2f}-{max(ess):.2f}")
         else:
             res = run_maala_batch(score, s, size, gen, dev, bar, first * per_batch)
             new = {first: {"samples": res.samples, "history": res.history, "eps": res.eps, "wall_s": res.wall_s}}
