@@ -236,7 +236,9 @@ class _SMCRun:
         return x.view(self.P, self.n, *x.shape[1:])
 
     def population_mean(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean of a per-chain (B,) quantity over each population, (P,)."""
+        """Mean of a per-chain (B,) quantity over each population, (P,).  One population takes
+        the whole-tensor mean, the reduction of one batch at a time, so its numbers stay
+        bit-identical to those of a run without passes."""
         return x.mean().reshape(1) if self.P == 1 else self.per_population(x).mean(-1)
 
     def model_drift(self, sigma: float):
